@@ -1,0 +1,27 @@
+# Two entry points: `make demo` and `make test`. Both build .venv from scratch if needed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/spikeprep demo --out demo_out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/read_session.py
+	$(BIN)/python benchmarks/rates.py
+	$(BIN)/python benchmarks/export.py
+
+clean:
+	rm -rf $(VENV) demo_out
