@@ -1,0 +1,142 @@
+"""The in-memory model every stage shares: :class:`SpikeTrains` and :class:`Session`.
+
+This module sits at the bottom of the import graph; it imports nothing from spikeprep
+except the error types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .errors import NWBFormatError, SpikeprepError
+
+__all__ = ["SpikeTrains", "Session", "NWBFormatError", "SpikeprepError"]
+
+
+@dataclass(frozen=True)
+class SpikeTrains:
+    """All units' spike times in the NWB ragged layout.
+
+    Parameters
+    ----------
+    times : numpy.ndarray
+        float64 seconds, every unit's spikes concatenated, sorted within each unit.
+    offsets : numpy.ndarray
+        int64, length ``n_units + 1``; unit ``i`` owns ``times[offsets[i]:offsets[i+1]]``.
+    unit_ids : numpy.ndarray
+        int64 unit ids, in the same order.
+    """
+
+    times: np.ndarray
+    offsets: np.ndarray
+    unit_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.offsets) != len(self.unit_ids) + 1:
+            raise ValueError("offsets must have length n_units + 1")
+        if len(self.offsets) and (self.offsets[0] != 0 or self.offsets[-1] != len(self.times)):
+            raise ValueError("offsets must start at 0 and end at len(times)")
+
+    @classmethod
+    def from_dict(cls, trains: dict[int, np.ndarray]) -> "SpikeTrains":
+        """Build from ``{unit_id: times}`` (each train is sorted here)."""
+        ids = np.fromiter(trains.keys(), dtype=np.int64, count=len(trains))
+        arrays = [np.sort(np.asarray(t, dtype=np.float64)) for t in trains.values()]
+        offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+        np.cumsum([len(a) for a in arrays], out=offsets[1:])
+        times = np.concatenate(arrays) if arrays else np.empty(0, np.float64)
+        return cls(times, offsets, ids)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    @property
+    def n_spikes(self) -> np.ndarray:
+        """Spike count of every unit (int64)."""
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return self.n_units
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """Spike times of the unit at position ``i`` (a zero-copy view)."""
+        return self.times[self.offsets[i] : self.offsets[i + 1]]
+
+    def unit(self, unit_id: int) -> np.ndarray:
+        """Spike times of the unit with id ``unit_id`` (a zero-copy view)."""
+        pos = np.flatnonzero(self.unit_ids == unit_id)
+        if len(pos) == 0:
+            raise KeyError(unit_id)
+        return self[int(pos[0])]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(self.n_units))
+
+    def unit_index(self) -> np.ndarray:
+        """Position of the owning unit for every spike (int32 or int64)."""
+        dtype = np.int32 if self.n_units < 2**31 else np.int64
+        return np.repeat(np.arange(self.n_units, dtype=dtype), self.n_spikes)
+
+    def select(self, positions: np.ndarray) -> "SpikeTrains":
+        """A new SpikeTrains holding the units at ``positions`` (copies their spikes)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        counts = self.n_spikes[positions]
+        offsets = np.zeros(len(positions) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        times = np.empty(offsets[-1], dtype=np.float64)
+        for k, p in enumerate(positions):
+            times[offsets[k] : offsets[k + 1]] = self[int(p)]
+        return SpikeTrains(times, offsets, self.unit_ids[positions].copy())
+
+    def to_dict(self) -> dict[int, np.ndarray]:
+        """``{unit_id: times}``, the shape the notebook used (views, no copies)."""
+        return {int(u): self[i] for i, u in enumerate(self.unit_ids)}
+
+    @property
+    def t_max(self) -> float:
+        """Latest spike time of any unit (NaN when there are no spikes)."""
+        return float(self.times.max()) if len(self.times) else float("nan")
+
+
+@dataclass
+class Session:
+    """One recording session, as read from its NWB file.
+
+    Attributes
+    ----------
+    session_id : int
+    units : pandas.DataFrame
+        Indexed by ``unit_id`` in NWB order; every scalar ``/units`` column under its
+        NWB name, joined to the peak channel's electrode row.
+    spikes : SpikeTrains
+        Same unit order as ``units``.
+    channels, probes, stimulus, running, invalid_times : pandas.DataFrame
+    metadata : dict
+        Session type, genotype, sex, age, source file, layout variant, read warnings.
+    """
+
+    session_id: int
+    units: pd.DataFrame
+    spikes: SpikeTrains
+    channels: pd.DataFrame
+    probes: pd.DataFrame
+    stimulus: pd.DataFrame
+    running: pd.DataFrame
+    invalid_times: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    def __repr__(self) -> str:
+        return (
+            f"Session({self.session_id}, {self.metadata.get('session_type', '?')}, "
+            f"{self.n_units} units, {len(self.spikes.times)} spikes, "
+            f"{len(self.stimulus)} presentations)"
+        )

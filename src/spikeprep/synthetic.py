@@ -1,0 +1,525 @@
+"""Synthetic session NWB files in the Allen Visual Coding – Neuropixels layout.
+
+Written with h5py, deterministic per seed (each unit draws from its own
+``numpy.random.default_rng([seed, unit])`` stream, like SpikeInterface's seeded
+generators), in bounded memory at any scale: spikes are generated unit by unit and
+appended to the file in blocks.
+
+Three layouts, as in ``../shared/allen/FORMAT.md``:
+
+``"2020"``
+    the June 2020 release (NWB 2.2.2): electrodes ``local_index`` and ``location``,
+    ``units/waveform_halfwidth``, spontaneous rows without ``stimulus_index``.
+``"sdk"``
+    AllenSDK ≥ 2.13's writer: ``probe_channel_number``, no ``waveform_halfwidth``.
+``"2019"``
+    the Oct 2019 files: ``manual_structure_acronym`` instead of ``location``, running
+    timestamps of shape (2, N) and no ``running_speed_end_times``.
+
+The same seed and sizes give the same content in every layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+__all__ = ["write_session", "SynthSpec", "LAYOUTS", "VISUAL_AREAS"]
+
+LAYOUTS = ("2020", "sdk", "2019")
+VISUAL_AREAS = ("VISam", "VISpm", "VISp", "VISl", "VISal", "VISrl")
+_BELOW_CORTEX = (("CA1", 260), ("DG", 300), ("CA3", 180), ("LP", 520), ("LGd", 380), ("APN", 500))
+_STR = h5py.string_dtype("utf-8")
+_CHANNELS_PER_PROBE = 384
+_FLUSH_SPIKES = 4_000_000
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """What to generate.
+
+    Parameters
+    ----------
+    n_units : int
+        Sorted clusters in ``/units`` (noise clusters included).
+    duration : float
+        Session length in seconds.
+    n_probes : int
+        Neuropixels probes (1–6), 384 channels each.
+    seed : int
+        Everything is a deterministic function of the seed and the sizes.
+    layout : {"2020", "sdk", "2019"}
+    session_id : int, optional
+        Defaults to a number derived from the seed.
+    mean_rate : float
+        Mean firing rate (Hz) of the lognormal rate distribution.
+    """
+
+    n_units: int = 300
+    duration: float = 900.0
+    n_probes: int = 3
+    seed: int = 0
+    layout: str = "2020"
+    session_id: int | None = None
+    mean_rate: float = 4.65
+
+    @property
+    def sid(self) -> int:
+        return self.session_id if self.session_id is not None else 700_000_000 + 1009 * self.seed
+
+
+def write_session(path: str | Path, spec: SynthSpec | None = None, **kwargs: object) -> Path:
+    """Write one synthetic session NWB file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (overwritten; written to a side file and renamed into place).
+    spec : SynthSpec, optional
+        What to generate; keyword arguments build one when omitted.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    spec = spec or SynthSpec(**kwargs)  # type: ignore[arg-type]
+    if spec.layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {spec.layout!r}")
+    if not 1 <= spec.n_probes <= 6:
+        raise ValueError("n_probes must be between 1 and 6")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    rng = np.random.default_rng([spec.seed, 0])
+    probes = _probes(spec)
+    channels = _channels(spec, probes, rng)
+    units = _units(spec, channels, rng)
+    with h5py.File(tmp, "w", libver="latest") as f:
+        _write_header(f, spec)
+        _write_probes(f, spec, probes)
+        _write_electrodes(f, spec, channels, probes)
+        spike_stats = _write_spikes(f, spec, units)
+        _write_unit_columns(f, spec, units, spike_stats)
+        _write_stimulus(f, spec)
+        _write_invalid_times(f, spec, probes)
+        _write_running(f, spec)
+    tmp.replace(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- layout
+def _probes(spec: SynthSpec) -> list[dict]:
+    names = [f"probe{c}" for c in "ABCDEF"[: spec.n_probes]]
+    base = 800_000_000 + 1000 * spec.seed
+    return [{"id": base + 7 * i, "name": n, "area": VISUAL_AREAS[i]} for i, n in enumerate(names)]
+
+
+def _channels(spec: SynthSpec, probes: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Channel table: areas along the shank, the visual area near the top, air above."""
+    n = _CHANNELS_PER_PROBE
+    local = np.arange(n)
+    vpos = 20 * (local // 2 + 1)
+    hpos = np.array([43, 11, 59, 27])[local % 4]
+    cols: dict[str, list] = {k: [] for k in ("id", "probe", "local", "vpos", "hpos", "area", "valid")}
+    for p_i, probe in enumerate(probes):
+        surface = rng.uniform(3300, 3620)
+        areas = np.full(n, "APN", dtype=object)
+        areas[vpos > surface] = "None"
+        edge = surface - rng.uniform(820, 980)
+        areas[(vpos <= surface) & (vpos > edge)] = probe["area"]
+        for name, thick in _BELOW_CORTEX:
+            low = edge - thick
+            areas[(vpos <= edge) & (vpos > low)] = name
+            edge = low
+        valid = np.ones(n, bool)
+        valid[191] = False  # the reference channel of a Neuropixels 1.0 probe
+        valid[rng.integers(0, n)] = False
+        cols["id"].append(850_000_000 + 1000 * spec.seed + 400 * p_i + local)
+        cols["probe"].append(np.full(n, p_i))
+        cols["local"].append(local)
+        cols["vpos"].append(vpos)
+        cols["hpos"].append(hpos)
+        cols["area"].append(areas)
+        cols["valid"].append(valid)
+    out = {k: np.concatenate(v) for k, v in cols.items()}
+    m = len(out["id"])
+    out["x"] = np.round(rng.uniform(7600, 9600) + 0.1 * rng.standard_normal(m) * 30, 1)
+    out["y"] = np.round(4200 - out["vpos"] * 0.9 + rng.normal(0, 5, m), 1)
+    out["z"] = np.round(rng.uniform(7000, 9500) + rng.normal(0, 5, m), 1)
+    return out
+
+
+def _units(spec: SynthSpec, ch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-unit parameters: peak channel, quality, rate, waveform shape, spike quirks."""
+    n = spec.n_units
+    in_brain = np.flatnonzero(ch["area"] != "None")
+    air = np.flatnonzero(ch["area"] == "None")
+    n_air = int(round(0.05 * n)) if len(air) else 0
+    peak = np.concatenate([rng.choice(in_brain, n - n_air), rng.choice(air, n_air)])
+    rng.shuffle(peak)
+    quality = np.where(rng.random(n) < 0.38, "noise", "good").astype(object)
+    quality[ch["area"][peak] == "None"] = "noise"
+    sigma = 1.1
+    mu = np.log(spec.mean_rate) - sigma**2 / 2
+    rate = np.clip(rng.lognormal(mu, sigma, n), 0.02, 150.0)
+    kind = rng.choice(["plain", "violator", "burster"], n, p=[0.8, 0.08, 0.12])
+    if n >= 4:
+        rate[:2] = 0.0  # one zero-spike unit and one single-spike unit (see _spike_train)
+        kind[:2] = "plain"
+    fs = rng.random(n) < 0.2
+    duration = np.where(fs, rng.normal(0.26, 0.05, n), rng.normal(0.72, 0.15, n)).clip(0.1, 1.5)
+    duration[rng.random(n) < 0.01] = np.nan
+    ids = 950_000_000 + 1000 * spec.seed + rng.permutation(max(4 * n, 10))[:n]
+    return {
+        "id": ids.astype(np.int64),
+        "peak": peak,
+        "quality": quality,
+        "rate": rate,
+        "kind": kind,
+        "waveform_duration": np.round(duration, 6),
+        "waveform_halfwidth": np.round(duration * rng.uniform(0.35, 0.55, n), 6),
+        "amplitude_v": rng.lognormal(np.log(1e-4), 0.4, n),
+    }
+
+
+def _spike_train(spec: SynthSpec, u: int, rate: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """One unit's sorted spike times and amplitudes, from its own seeded stream."""
+    rng = np.random.default_rng([spec.seed, 1, u])
+    T = spec.duration
+    if u == 1 and spec.n_units >= 4:
+        return np.array([rng.uniform(0, T)]), np.array([1e-4])
+    n = int(rng.poisson(rate * T))
+    dead = 0.002
+    n = min(n, int(T / dead) - 1)
+    # Sorted uniforms on a shortened line plus k * dead time: a Poisson train with an
+    # absolute refractory period, in O(n) memory and one sort.
+    base = np.sort(rng.uniform(0.0, T - n * dead, n)) + dead * np.arange(n)
+    extra: list[np.ndarray] = []
+    if kind == "violator" and n > 10:
+        pick = rng.choice(n, max(1, int(n * rng.uniform(0.002, 0.02))), replace=False)
+        extra.append(base[pick] + rng.uniform(0.0002, 0.0014, len(pick)))
+    if kind == "burster" and n > 10:
+        starts = rng.choice(n, max(1, int(n * rng.uniform(0.02, 0.1))), replace=False)
+        t = base[starts]
+        for _ in range(int(rng.integers(1, 4))):
+            t = t + rng.uniform(0.003, 0.006, len(t))
+            extra.append(t)
+    if extra:
+        base = np.concatenate([base, *extra])
+        base = np.sort(base[base < T])
+    amps = rng.lognormal(np.log(1e-4), 0.25, len(base))
+    return base, amps
+
+
+def _write_header(f: h5py.File, spec: SynthSpec) -> None:
+    version = {"2020": "2.2.2", "sdk": "2.7.0", "2019": "2.0b"}[spec.layout]
+    f.attrs.update({"namespace": "core", "neurodata_type": "NWBFile", "nwb_version": version})
+    f["identifier"] = str(spec.sid)
+    f["session_description"] = "synthetic Allen Visual Coding - Neuropixels session (spikeprep)"
+    f["session_start_time"] = "2019-01-19T08:54:18-08:00"
+    f["timestamps_reference_time"] = "2019-01-19T08:54:18-08:00"
+    g = f.create_group("general")
+    g["session_id"] = str(spec.sid)
+    g["stimulus"] = "brain_observatory_1.1" if spec.seed % 2 == 0 else "functional_connectivity"
+    g["institution"] = "Allen Institute for Brain Science"
+    subj = g.create_group("subject")
+    subj.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysSpecimen"})
+    genotypes = ("wt/wt", "Sst-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
+                 "Pvalb-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
+                 "Vip-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt")
+    for k, v in {"age": f"P{100 + spec.seed % 30}D", "genotype": genotypes[spec.seed % 4],
+                 "sex": "MF"[spec.seed % 2], "species": "Mus musculus", "strain": "C57BL/6J",
+                 "subject_id": str(400_000_000 + spec.seed)}.items():
+        subj[k] = v
+    for grp in ("acquisition", "analysis", "stimulus/presentation", "stimulus/templates", "intervals"):
+        f.require_group(grp)
+
+
+def _write_probes(f: h5py.File, spec: SynthSpec, probes: list[dict]) -> None:
+    for p in probes:
+        dev = f.create_group(f"general/devices/{p['name']}")
+        dev.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysProbe",
+                          "description": "Neuropixels 1.0 Probe", "manufacturer": "imec",
+                          "probe_id": np.int64(p["id"]), "sampling_rate": 30000.0})
+        grp = f.create_group(f"general/extracellular_ephys/{p['name']}")
+        grp.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysElectrodeGroup",
+                          "description": "Ecephys Electrode Group", "location": "See electrode locations",
+                          "probe_id": np.int64(p["id"]), "has_lfp_data": np.bool_(True),
+                          "lfp_sampling_rate": 2500.0})
+        grp["device"] = h5py.SoftLink(f"/general/devices/{p['name']}")
+
+
+def _write_electrodes(f: h5py.File, spec: SynthSpec, ch: dict[str, np.ndarray], probes: list[dict]) -> None:
+    e = f.create_group("general/extracellular_ephys/electrodes")
+    loc_col = "manual_structure_acronym" if spec.layout == "2019" else "location"
+    idx_col = "probe_channel_number" if spec.layout == "sdk" else "local_index"
+    names = np.array([p["name"] for p in probes], dtype=object)[ch["probe"]]
+    pids = np.array([p["id"] for p in probes], dtype=np.int64)[ch["probe"]]
+    cols = [loc_col, "group", "group_name", "probe_vertical_position", "probe_horizontal_position",
+            "probe_id", idx_col, "valid_data", "x", "y", "z", "imp", "filtering"]
+    e.attrs.update({"namespace": "hdmf-common", "neurodata_type": "DynamicTable",
+                    "colnames": np.array(cols, dtype=object), "description": "electrodes"})
+    e["id"] = ch["id"].astype(np.int64)
+    e.create_dataset(loc_col, data=ch["area"].astype(object), dtype=_STR)
+    refs = [f[f"general/extracellular_ephys/{n}"].ref for n in names]
+    e.create_dataset("group", data=refs, dtype=h5py.ref_dtype)
+    e.create_dataset("group_name", data=names, dtype=_STR)
+    e["probe_vertical_position"] = ch["vpos"].astype(np.int64)
+    e["probe_horizontal_position"] = ch["hpos"].astype(np.int64)
+    e["probe_id"] = pids
+    e[idx_col] = ch["local"].astype(np.int64)
+    e["valid_data"] = ch["valid"]
+    for k in "xyz":
+        e[k] = ch[k]
+    e["imp"] = np.full(len(ch["id"]), np.nan)
+    e.create_dataset("filtering", data=np.full(len(ch["id"]), "AP band: 500 Hz high-pass; LFP band: 1000 Hz low-pass", dtype=object), dtype=_STR)
+
+
+def _iter_trains(spec: SynthSpec, units: dict[str, np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for u in range(spec.n_units):
+        yield _spike_train(spec, u, float(units["rate"][u]), str(units["kind"][u]))
+
+
+def _write_spikes(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Append every unit's spikes to ``units/spike_times`` and ``spike_amplitudes``."""
+    g = f.create_group("units")
+    chunk = (1 << 20,)
+    st = g.create_dataset("spike_times", shape=(0,), maxshape=(None,), dtype="f8", chunks=chunk)
+    sa = g.create_dataset("spike_amplitudes", shape=(0,), maxshape=(None,), dtype="f8", chunks=chunk)
+    n = spec.n_units
+    ends = np.zeros(n, np.int64)
+    n_short = np.zeros(n, np.int64)  # ISIs < 1.5 ms, for the Hill isi_violations metric
+    first, last = np.full(n, np.nan), np.full(n, np.nan)
+    buf_t: list[np.ndarray] = []
+    buf_a: list[np.ndarray] = []
+    pending = written = 0
+
+    def flush() -> None:
+        nonlocal pending, written
+        if not pending:
+            return
+        for ds, buf in ((st, buf_t), (sa, buf_a)):
+            ds.resize((written + pending,))
+            ds[written:] = np.concatenate(buf)
+            buf.clear()
+        written += pending
+        pending = 0
+
+    total = 0
+    for u, (t, a) in enumerate(_iter_trains(spec, units)):
+        total += len(t)
+        ends[u] = total
+        if len(t):
+            first[u], last[u] = t[0], t[-1]
+            n_short[u] = int(np.count_nonzero(np.diff(t) < 0.0015))
+        buf_t.append(t)
+        buf_a.append(a * units["amplitude_v"][u] / 1e-4)
+        pending += len(t)
+        if pending >= _FLUSH_SPIKES:
+            flush()
+    flush()
+    for name in ("spike_times_index", "spike_amplitudes_index"):
+        g[name] = ends
+        g[name].attrs.update({"namespace": "hdmf-common", "neurodata_type": "VectorIndex"})
+    return {"n": np.diff(ends, prepend=0), "n_short": n_short, "first": first, "last": last}
+
+
+def _write_unit_columns(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray], s: dict[str, np.ndarray]) -> None:
+    g = f["units"]
+    n = spec.n_units
+    rng = np.random.default_rng([spec.seed, 2])
+    ch_local = f["general/extracellular_ephys/electrodes"]
+    ch_ids = ch_local["id"][:]
+    idx_col = "probe_channel_number" if spec.layout == "sdk" else "local_index"
+    counts = s["n"]
+    t_min, t_max = np.nanmin(s["first"]) if n else 0.0, np.nanmax(s["last"]) if n else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        isi_viol = s["n_short"] * (t_max - t_min) / (2.0 * counts.astype(float) ** 2 * 0.0015)
+    isi_viol[counts == 0] = np.nan
+
+    def noisy(x: np.ndarray, p: float = 0.03) -> np.ndarray:
+        x = x.astype(float)
+        x[rng.random(n) < p] = np.nan
+        return x
+
+    cols: dict[str, np.ndarray] = {
+        "PT_ratio": noisy(rng.uniform(0.2, 1.2, n)),
+        "amplitude": rng.lognormal(np.log(120), 0.5, n),
+        "amplitude_cutoff": np.round(np.clip(rng.beta(1, 18, n), 0, 0.5), 6),
+        "cluster_id": np.arange(n, dtype=np.int64),
+        "cumulative_drift": rng.uniform(10, 400, n),
+        "d_prime": noisy(rng.lognormal(np.log(3.5), 0.4, n)),
+        "firing_rate": counts / spec.duration,
+        "isi_violations": isi_viol,
+        "isolation_distance": noisy(rng.lognormal(np.log(45), 0.5, n)),
+        "l_ratio": noisy(rng.lognormal(np.log(0.03), 1.0, n)),
+        "local_index": ch_local[idx_col][:][units["peak"]].astype(np.int64),
+        "max_drift": rng.uniform(2, 60, n),
+        "nn_hit_rate": noisy(rng.uniform(0.3, 1.0, n)),
+        "nn_miss_rate": noisy(rng.uniform(0, 0.05, n)),
+        "peak_channel_id": ch_ids[units["peak"]].astype(np.int64),
+        "presence_ratio": np.round(np.clip(1.0 - rng.beta(1, 25, n), 0.5, 0.99), 2),
+        "quality": units["quality"],
+        "recovery_slope": noisy(rng.normal(-0.08, 0.03, n)),
+        "repolarization_slope": noisy(rng.lognormal(np.log(0.5), 0.4, n)),
+        "silhouette_score": noisy(rng.uniform(-0.1, 0.4, n)),
+        "snr": rng.lognormal(np.log(2.8), 0.5, n),
+        "spread": rng.choice([30.0, 40.0, 50.0, 60.0, 80.0], n),
+        "velocity_above": noisy(rng.normal(0.3, 0.4, n), 0.2),
+        "velocity_below": noisy(rng.normal(-0.3, 0.4, n), 0.2),
+        "waveform_duration": units["waveform_duration"],
+    }
+    if spec.layout == "2020":
+        cols["waveform_halfwidth"] = units["waveform_halfwidth"]
+    g["id"] = units["id"]
+    for k, v in cols.items():
+        if v.dtype == object:
+            g.create_dataset(k, data=v, dtype=_STR)
+        else:
+            g[k] = v
+    colnames = list(cols) + ["spike_times", "spike_amplitudes"]
+    g.attrs.update({"namespace": "core", "neurodata_type": "Units", "description": "",
+                    "colnames": np.array(colnames, dtype=object)})
+
+
+# ----------------------------------------------------------------------------- stimuli
+_BLOCKS = (  # (name, share of the session, seconds per presentation, gap)
+    ("spontaneous", 0.02, None, 0),
+    ("gabors", 0.09, 0.25, 0),
+    ("spontaneous", 0.03, None, 0),
+    ("flashes", 0.03, 0.25, 1.75),
+    ("spontaneous", 0.03, None, 0),
+    ("drifting_gratings", 0.2, 2.0, 1.0),
+    ("natural_movie_three", 0.12, 1 / 30, 0),
+    ("natural_movie_one", 0.03, 1 / 30, 0),
+    ("spontaneous", 0.03, None, 0),
+    ("static_gratings", 0.13, 0.25, 0),
+    ("natural_scenes", 0.13, 0.25, 0),
+    ("spontaneous", 0.03, None, 0),
+    ("drifting_gratings", 0.06, 2.0, 1.0),
+)
+
+
+def _presentations(spec: SynthSpec) -> dict[str, dict[str, list]]:
+    rng = np.random.default_rng([spec.seed, 3])
+    T = spec.duration
+    t = min(20.0, 0.02 * T)
+    span = 0.96 * T
+    tables: dict[str, dict[str, list]] = {}
+    block = 0
+    for name, share, dur, gap in _BLOCKS:
+        length = share * span
+        tab = tables.setdefault(name, {})
+        if dur is None:
+            _add_row(tab, t, t + length, name, None, {})
+        else:
+            n = max(1, int(length // (dur + gap)))
+            starts = t + np.arange(n) * (dur + gap)
+            for k in range(n):
+                _add_row(tab, starts[k], starts[k] + dur, name, float(block), _params(name, k, rng))
+            block += 1
+        t += length
+    return tables
+
+
+def _add_row(tab: dict[str, list], start: float, stop: float, name: str, block: float | None, params: dict) -> None:
+    row = {"start_time": float(start), "stop_time": float(stop), "stimulus_name": name}
+    if block is not None:
+        row["stimulus_block"] = block
+    row.update(params)
+    n_before = len(tab.get("start_time", []))
+    for k, v in row.items():
+        tab.setdefault(k, [None] * n_before).append(v)
+    for k, col in tab.items():
+        if len(col) < n_before + 1:
+            col.append(None)
+
+
+def _params(name: str, k: int, rng: np.random.Generator) -> dict:
+    if name == "gabors":
+        return {"contrast": 0.8, "orientation": float(rng.choice([0.0, 45.0, 90.0])),
+                "spatial_frequency": "0.08",  # a string here, a float in the gratings
+                "temporal_frequency": 4.0, "x_position": float(rng.integers(-4, 5) * 10),
+                "y_position": float(rng.integers(-4, 5) * 10), "size": "[20.0, 20.0]",
+                "phase": "[3644.93333333, 3644.93333333]", "mask": "circle", "units": "deg"}
+    if name == "flashes":
+        return {"color": float(rng.choice([-1.0, 1.0])), "contrast": 0.8, "mask": "None", "units": "deg"}
+    if name == "drifting_gratings":
+        blank = rng.random() < 0.05
+        nan = float("nan")
+        return {"contrast": 0.8, "orientation": nan if blank else float(rng.integers(0, 8) * 45),
+                "temporal_frequency": nan if blank else float(rng.choice([1, 2, 4, 8, 15])),
+                "spatial_frequency": 0.04, "phase": "[42471.86666667, 42471.86666667]",
+                "size": "[250.0, 250.0]", "mask": "None", "units": "deg"}
+    if name == "static_gratings":
+        blank = rng.random() < 0.04
+        return {"contrast": 0.8, "orientation": float("nan") if blank else float(rng.integers(0, 6) * 30),
+                "spatial_frequency": float("nan") if blank else float(rng.choice([0.02, 0.04, 0.08, 0.16, 0.32])),
+                "phase": "N/A" if blank else str(rng.choice(["0.0", "0.25", "0.5", "0.75"])),
+                "size": "[250.0, 250.0]", "mask": "None", "units": "deg"}
+    if name == "natural_scenes":
+        return {"frame": float(rng.integers(-1, 118))}
+    return {"frame": float(k % (3600 if name.endswith("three") else 900))}
+
+
+def _write_stimulus(f: h5py.File, spec: SynthSpec) -> None:
+    index = {name: i for i, name in enumerate(dict.fromkeys(b[0] for b in _BLOCKS))}
+    for name, tab in _presentations(spec).items():
+        g = f.create_group(f"intervals/{name}_presentations")
+        n = len(tab["start_time"])
+        if not (spec.layout == "2020" and name == "spontaneous"):
+            tab["stimulus_index"] = [index[name]] * n
+        cols = []
+        for k, col in tab.items():
+            if all(v is None for v in col):
+                continue
+            cols.append(k)
+            if any(isinstance(v, str) for v in col):
+                g.create_dataset(k, data=np.array(["N/A" if v is None else v for v in col], dtype=object), dtype=_STR)
+            elif k == "stimulus_index":
+                g[k] = np.asarray(col, dtype=np.int64)
+            else:
+                g[k] = np.array([np.nan if v is None else v for v in col], dtype=np.float64)
+        g["id"] = np.arange(n, dtype=np.int64)
+        g.create_dataset("tags", data=np.full(n, "stimulus_time_interval", dtype=object), dtype=_STR)
+        g["tags_index"] = np.arange(1, n + 1, dtype=np.int64)
+        g.attrs.update({"namespace": "core", "neurodata_type": "TimeIntervals",
+                        "colnames": np.array(cols + ["tags"], dtype=object), "description": name})
+
+
+def _write_invalid_times(f: h5py.File, spec: SynthSpec, probes: list[dict]) -> None:
+    T = spec.duration
+    g = f.create_group("intervals/invalid_times")
+    g["id"] = np.arange(2, dtype=np.int64)
+    g["start_time"] = np.array([0.30 * T, 0.70 * T])
+    g["stop_time"] = np.array([0.30 * T + min(5.0, 0.01 * T), 0.70 * T + min(30.0, 0.02 * T)])
+    p = probes[-1]
+    tags = ["stimulus", "", "optotagging_artifact", "EcephysProbe", str(p["id"]), p["name"]]
+    g.create_dataset("tags", data=np.array(tags, dtype=object), dtype=_STR)
+    g["tags_index"] = np.array([3, 6], dtype=np.int64)
+    g.attrs.update({"namespace": "core", "neurodata_type": "TimeIntervals",
+                    "colnames": np.array(["start_time", "stop_time", "tags"], dtype=object)})
+
+
+def _write_running(f: h5py.File, spec: SynthSpec) -> None:
+    rng = np.random.default_rng([spec.seed, 4])
+    T = spec.duration
+    n = max(2, int(T * 60))
+    start = np.arange(n) / 60.0 + 1.0 / 120
+    end = np.append(start[1:], start[-1] + 1 / 60)
+    running = np.convolve(rng.normal(0, 1, n), np.ones(90) / 9.0, "same")
+    velocity = np.clip(5 + 8 * running + rng.normal(0, 1.5, n), -5, 80)
+    g = f.create_group("processing/running")
+    g.attrs.update({"namespace": "core", "neurodata_type": "ProcessingModule"})
+    if spec.layout == "2019":
+        g["running_speed/data"] = velocity
+        g["running_speed/timestamps"] = np.vstack([start, end])
+        return
+    g["running_speed/data"] = velocity
+    g["running_speed/timestamps"] = start
+    g["running_speed_end_times/data"] = velocity
+    g["running_speed_end_times/timestamps"] = end

@@ -1,0 +1,179 @@
+"""The synthetic generator and the reader on synthetic files: layouts, quirks, bad files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from spikeprep.errors import NWBFormatError
+from spikeprep.nwb import read_session
+from spikeprep.synthetic import VISUAL_AREAS, SynthSpec, write_session
+
+
+def test_layouts_read_to_the_same_session(layout_files: dict[str, Path]) -> None:
+    sessions = {k: read_session(p) for k, p in layout_files.items()}
+    ref = sessions["2020"]
+    for layout, s in sessions.items():
+        assert s.metadata["layout"] == layout
+        np.testing.assert_array_equal(s.spikes.times, ref.spikes.times)
+        np.testing.assert_array_equal(s.spikes.offsets, ref.spikes.offsets)
+        common = [c for c in ref.units.columns if c != "waveform_halfwidth"]
+        pd.testing.assert_frame_equal(s.units[common], ref.units[common])
+        pd.testing.assert_frame_equal(s.running, ref.running)
+        cols = [c for c in ref.stimulus.columns if c != "stimulus_index"]
+        pd.testing.assert_frame_equal(s.stimulus[cols], ref.stimulus[cols])
+    assert "waveform_halfwidth" in ref.units and "waveform_halfwidth" not in sessions["sdk"].units
+
+
+def test_deterministic_per_seed(tmp_path: Path) -> None:
+    a = read_session(write_session(tmp_path / "a.nwb", n_units=30, duration=60.0, n_probes=1, seed=3))
+    b = read_session(write_session(tmp_path / "b.nwb", n_units=30, duration=60.0, n_probes=1, seed=3))
+    c = read_session(write_session(tmp_path / "c.nwb", n_units=30, duration=60.0, n_probes=1, seed=4))
+    np.testing.assert_array_equal(a.spikes.times, b.spikes.times)
+    pd.testing.assert_frame_equal(a.units, b.units)
+    assert not np.array_equal(a.spikes.n_spikes, c.spikes.n_spikes)
+
+
+def test_synthetic_has_the_quirks_users_meet(small_nwb: Path) -> None:
+    s = read_session(small_nwb)
+    n = s.spikes.n_spikes
+    assert (n == 0).any() and (n == 1).any()
+    assert set(s.units["quality"]) == {"good", "noise"}
+    assert s.units["region"].isna().any(), "some units sit outside the brain"
+    assert set(VISUAL_AREAS[:3]) <= set(s.units["region"].dropna())
+    assert (~s.channels["valid_data"]).any()
+    assert len(s.channels) == 3 * 384
+    isi = np.concatenate([np.diff(t) for t in s.spikes])
+    assert (isi < 0.0015).any(), "refractory violations"
+    assert ((isi > 0.003) & (isi < 0.006)).sum() > 100, "bursts"
+    with h5py.File(small_nwb) as f:
+        assert "stimulus_block" not in f["intervals/spontaneous_presentations"]
+        assert "stimulus_index" not in f["intervals/spontaneous_presentations"]
+        assert f["intervals/gabors_presentations/spatial_frequency"].dtype.kind == "O"
+        assert f["intervals/drifting_gratings_presentations/spatial_frequency"].dtype.kind == "f"
+        assert b"N/A" in f["intervals/static_gratings_presentations/phase"][()]
+    assert s.stimulus["stimulus_block"].isna().sum() == (s.stimulus["stimulus_name"] == "spontaneous").sum()
+    assert s.stimulus["start_time"].is_monotonic_increasing
+    assert s.stimulus["is_invalid"].any()
+    assert s.stimulus["spatial_frequency"].dtype == float
+    assert len(s.invalid_times) == 2
+    assert (s.running["end_time"] > s.running["start_time"]).all()
+
+
+def test_isi_violations_column_is_the_hill_formula(small_nwb: Path) -> None:
+    s = read_session(small_nwb)
+    t_min = min(t[0] for t in s.spikes if len(t))
+    t_max = max(t[-1] for t in s.spikes if len(t))
+    for i, uid in enumerate(s.spikes.unit_ids):
+        t = s.spikes[i]
+        if len(t) < 2:
+            continue
+        expected = np.sum(np.diff(t) < 0.0015) * (t_max - t_min) / (2 * len(t) ** 2 * 0.0015)
+        assert s.units.loc[uid, "isi_violations"] == pytest.approx(expected, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- bad files
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copy(src, dst)
+    return dst
+
+
+def _expect_error(path: Path, fragment: str) -> None:
+    with pytest.raises(NWBFormatError) as info:
+        read_session(path)
+    msg = str(info.value)
+    assert str(path) in msg and fragment in msg, msg
+    assert "\n" not in msg
+
+
+def test_not_hdf5(tmp_path: Path) -> None:
+    p = tmp_path / "text.nwb"
+    p.write_text("hello")
+    _expect_error(p, "not a readable HDF5 file")
+
+
+def test_truncated(small_nwb: Path, tmp_path: Path) -> None:
+    p = tmp_path / "cut.nwb"
+    p.write_bytes(small_nwb.read_bytes()[: small_nwb.stat().st_size // 2])
+    with pytest.raises(NWBFormatError) as info:
+        read_session(p)
+    assert str(p) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _expect_error(tmp_path / "nope.nwb", "no such file")
+
+
+@pytest.mark.parametrize("group, fragment", [("units", "missing /units"),
+                                             ("general/extracellular_ephys/electrodes", "electrodes")])
+def test_missing_tables(small_nwb: Path, tmp_path: Path, group: str, fragment: str) -> None:
+    p = _copy(small_nwb, tmp_path / "m.nwb")
+    with h5py.File(p, "a") as f:
+        del f[group]
+    _expect_error(p, fragment)
+
+
+def _edit(p: Path, name: str, fn) -> None:
+    with h5py.File(p, "a") as f:
+        data = fn(f[name][()])
+        del f[name]
+        f[name] = data
+
+
+def test_index_not_monotonic(small_nwb: Path, tmp_path: Path) -> None:
+    p = _copy(small_nwb, tmp_path / "i.nwb")
+    _edit(p, "units/spike_times_index", lambda x: np.r_[x[:5], x[5:][::-1]] if len(x) > 6 else x)
+    _expect_error(p, "not monotonic")
+
+
+def test_index_uint16_wraparound(small_nwb: Path, tmp_path: Path) -> None:
+    """AllenSDK #2152: an index written as uint16 wraps above 65,535 spikes."""
+    p = _copy(small_nwb, tmp_path / "u16.nwb")
+    _edit(p, "units/spike_times_index", lambda x: x.astype(np.uint16))
+    _expect_error(p, "spike_times_index")
+
+
+def test_index_past_the_data(small_nwb: Path, tmp_path: Path) -> None:
+    p = _copy(small_nwb, tmp_path / "past.nwb")
+    _edit(p, "units/spike_times_index", lambda x: np.r_[x[:-1], x[-1] + 7])
+    _expect_error(p, "ends at")
+
+
+def test_peak_channel_absent(small_nwb: Path, tmp_path: Path) -> None:
+    p = _copy(small_nwb, tmp_path / "pc.nwb")
+    _edit(p, "units/peak_channel_id", lambda x: np.r_[x[:-1], 12345])
+    _expect_error(p, "absent from the electrodes")
+
+
+def test_nan_spike_times(small_nwb: Path, tmp_path: Path) -> None:
+    p = _copy(small_nwb, tmp_path / "nan.nwb")
+    _edit(p, "units/spike_times", lambda x: np.r_[x[:10], np.nan, x[11:]])
+    _expect_error(p, "NaN")
+
+
+def test_unsorted_and_negative_are_repaired_with_a_warning(small_nwb: Path, tmp_path: Path) -> None:
+    clean = read_session(small_nwb)
+    p = _copy(small_nwb, tmp_path / "uns.nwb")
+    u = int(np.argmax(clean.spikes.n_spikes))
+    a, b = clean.spikes.offsets[u], clean.spikes.offsets[u + 1]
+
+    def scramble(x: np.ndarray) -> np.ndarray:
+        x = x.copy()
+        x[a:b] = x[a:b][::-1]
+        x[a] = -1.0  # the largest spike of this unit becomes negative...
+        return x
+
+    _edit(p, "units/spike_times", scramble)
+    with pytest.warns(UserWarning, match="unsorted"):
+        s = read_session(p)
+    assert any("negative" in w for w in s.metadata["read_warnings"])
+    assert s.spikes.n_spikes[u] == clean.spikes.n_spikes[u] - 1
+    np.testing.assert_array_equal(s.spikes[u], clean.spikes[u][:-1])
+    for i in range(s.spikes.n_units):
+        if i != u:
+            np.testing.assert_array_equal(s.spikes[i], clean.spikes[i])
