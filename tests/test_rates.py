@@ -1,0 +1,169 @@
+"""Counts, kernel and rates against direct numpy/scipy, the notebook, and chunking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.ndimage import convolve1d
+
+from spikeprep.nwb import read_session
+from spikeprep.rates import (Grid, Kernel, bin_counts, count_dtype, firing_rates, gaussian_kernel, lazy_rates,
+                             make_grid, smooth_counts, write_counts)
+from spikeprep.session import SpikeTrains
+
+from .notebook_reference import get_firing_rates
+
+
+def direct_counts(trains: dict, fs: float, n_bins: int) -> np.ndarray:
+    out = np.zeros((n_bins, len(trains)), dtype=np.int64)
+    for j, t in enumerate(trains.values()):
+        for b in np.floor(np.asarray(t) * fs).astype(int):
+            if 0 <= b < n_bins:
+                out[b, j] += 1
+    return out
+
+
+def test_kernel_is_the_notebooks() -> None:
+    np.testing.assert_array_equal(gaussian_kernel(), np.exp(-(np.arange(11) - 5) ** 2 / 4))
+    assert Kernel.make(sigma_ms=10, bin_size=0.005).sigma_bins == 2.0
+    assert Kernel.make(sigma_bins=2.0, half_width_sigmas=3).taps == 13
+    with pytest.raises(ValueError):
+        Kernel(taps=10)
+
+
+def test_hand_computed_counts_and_edges() -> None:
+    trains = {7: [0.0, 0.004999, 0.005, 0.0099999], 8: [], 9: [1.0, 1.0, 1.0025]}
+    s = SpikeTrains.from_dict(trains)
+    g = make_grid(s)
+    assert g.t_stop == 2.0025 and g.n_bins == int(np.rint(2.0025 * 200))
+    c = bin_counts(s, g)
+    assert c.dtype == np.uint8
+    assert c[:, 0].tolist()[:3] == [2, 2, 0]
+    assert c[:, 1].sum() == 0
+    assert c[200, 2] == 3 and c[:, 2].sum() == 3
+    # last bin and bin edges
+    s2 = SpikeTrains.from_dict({1: [0.995, 0.9999999]})
+    g2 = Grid(0.005, 0.0, 1.0)
+    assert bin_counts(s2, g2)[-1, 0] == 2
+    # spikes outside the grid are not counted
+    s3 = SpikeTrains.from_dict({1: [-0.001, 0.5, 1.0, 1.2]})
+    assert bin_counts(s3, g2).sum() == 1
+
+
+def test_counts_type_grows_with_the_data() -> None:
+    s = SpikeTrains.from_dict({1: np.full(300, 0.0012), 2: [0.5]})
+    c = bin_counts(s, make_grid(s))
+    assert c.dtype == np.uint16 and c[0, 0] == 300
+    assert count_dtype(255) == np.uint8 and count_dtype(70000) == np.uint32
+
+
+def test_counts_match_direct_and_are_conserved(small_nwb: Path) -> None:
+    s = read_session(small_nwb)
+    g = make_grid(s.spikes)
+    c = bin_counts(s.spikes, g)
+    np.testing.assert_array_equal(c, direct_counts(s.spikes.to_dict(), g.fs, g.n_bins))
+    assert c.sum(dtype=np.int64) == len(s.spikes.times)
+    np.testing.assert_array_equal(c.sum(axis=0, dtype=np.int64), s.spikes.n_spikes)
+
+
+def test_rates_match_scipy_convolution(small_nwb: Path) -> None:
+    s = read_session(small_nwb)
+    g = make_grid(s.spikes)
+    c = bin_counts(s.spikes, g).astype(float)
+    w = np.exp(-(np.arange(11) - 5) ** 2 / 4)
+    expected = np.stack([np.convolve(c[:, j], w, mode="same") for j in range(c.shape[1])], axis=1) * 200 / w.sum()
+    fr = firing_rates(s.spikes, dtype=np.float64)
+    np.testing.assert_allclose(fr.values, expected, rtol=1e-12, atol=1e-9)
+    assert fr.dims == ("time", "unit_id") and fr.attrs["bin_size_s"] == 0.005
+    # mean rate over the grid = spikes / duration (the kernel preserves mass away from edges)
+    inner = (s.spikes.times > 0.03) & True
+    assert fr.values.sum() * g.bin_size == pytest.approx(inner.sum(), rel=1e-3)
+
+
+def test_parity_with_the_notebook(small_nwb: Path) -> None:
+    s = read_session(small_nwb)
+    trains = s.spikes.to_dict()
+    nb = get_firing_rates(trains).T  # (time, unit)
+    ours = firing_rates(s.spikes, dtype=np.float64).values
+    g = make_grid(s.spikes)
+    counts = bin_counts(s.spikes, g).astype(np.int64)
+    binary = np.minimum(counts, 1)
+    w = gaussian_kernel()
+    shared = convolve1d((counts > 1).astype(float), np.ones(11), axis=0, mode="constant") > 0
+    correct = ~shared & (ours < 256)
+    assert correct.mean() > 0.99
+    np.testing.assert_array_equal(np.floor(ours[correct]), nb[correct])
+    # elsewhere the notebook's error is exactly the lost spikes (then its floor and wrap)
+    lost = counts - binary
+    lost_rate = convolve1d(lost.astype(float), w * 200 / w.sum(), axis=0, mode="constant")
+    nb_exact = ours - lost_rate
+    assert shared.any()
+    np.testing.assert_array_equal(nb[shared], np.floor(nb_exact[shared] + 1e-9).astype(np.int64) % 256)
+
+
+def test_edge_correction() -> None:
+    s = SpikeTrains.from_dict({1: np.arange(0, 10, 0.005) + 0.001})  # one spike in every bin
+    flat = firing_rates(s, t_stop=10.0, kernel=Kernel(edge_correction=True), dtype=np.float64).values[:, 0]
+    np.testing.assert_allclose(flat, 200.0, rtol=1e-12)
+    plain = firing_rates(s, t_stop=10.0, dtype=np.float64).values[:, 0]
+    assert plain[0] < 200 and plain[100] == pytest.approx(200.0)
+
+
+@pytest.fixture(scope="module")
+def store(small_nwb: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    s = read_session(small_nwb)
+    path = tmp_path_factory.mktemp("z") / "binned.zarr"
+    info = write_counts(s.spikes, path, make_grid(s.spikes), chunks=(7000, 16))
+    return path, s, info
+
+
+def test_store_is_xarray_readable_and_exact(store) -> None:
+    path, s, info = store
+    ds = xr.open_zarr(path)
+    assert ds["counts"].dims == ("time", "unit_id")
+    assert ds["counts"].dtype == np.uint8
+    assert {"bin_size_s", "t_start", "t_stop", "spikeprep_version"} <= set(ds.attrs)
+    np.testing.assert_array_equal(ds["unit_id"].values, s.spikes.unit_ids)
+    np.testing.assert_array_equal(ds["counts"].values, bin_counts(s.spikes, make_grid(s.spikes)))
+    assert info["total"] == len(s.spikes.times) == int(ds["counts"].sum())
+
+
+@pytest.mark.parametrize("chunks", [(1000, 7), (7000, 16), (50, 120), (24000, 1)])
+@pytest.mark.parametrize("edge", [False, True])
+def test_lazy_rates_identical_for_any_chunks(store, chunks, edge) -> None:
+    path, s, _ = store
+    kernel = Kernel(edge_correction=edge)
+    whole = firing_rates(s.spikes, kernel=kernel).values
+    lazy = lazy_rates(path, kernel, chunks=chunks)
+    assert lazy.dtype == np.float32 and lazy.attrs["units"] == "Hz"
+    np.testing.assert_array_equal(lazy.values, whole)
+
+
+@pytest.mark.parametrize("window", [(0.0, 1.0), (33.3, 47.1), (230.0, 250.0)])
+def test_any_window_read_equals_the_whole(store, window) -> None:
+    path, s, _ = store
+    whole = firing_rates(s.spikes)
+    lazy = lazy_rates(path, chunks=(2000, 16))
+    sel = dict(time=slice(*window))
+    np.testing.assert_array_equal(lazy.sel(**sel).values, whole.sel(**sel).values)
+    u = s.spikes.unit_ids[5]
+    np.testing.assert_array_equal(lazy.sel(unit_id=u).values, whole.sel(unit_id=u).values)
+
+
+def test_stored_rates_match(small_nwb: Path, tmp_path: Path) -> None:
+    s = read_session(small_nwb)
+    g = make_grid(s.spikes)
+    write_counts(s.spikes, tmp_path / "b.zarr", g, rates_kernel=Kernel(), chunks=(5000, 32))
+    stored = xr.open_zarr(tmp_path / "b.zarr")["rates"].values
+    np.testing.assert_array_equal(stored, firing_rates(s.spikes).values)
+
+
+def test_empty_units_and_smooth_shape() -> None:
+    s = SpikeTrains.from_dict({1: [], 2: [], 3: [0.5]})
+    fr = firing_rates(s)
+    assert fr.shape == (300, 3) and float(fr[:, :2].sum()) == 0.0
+    out = smooth_counts(np.zeros((4, 2), np.uint8), Kernel(), 0.005)
+    assert out.shape == (4, 2) and out.dtype == np.float32
