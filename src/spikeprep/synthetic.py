@@ -338,7 +338,8 @@ def _write_unit_columns(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarr
     counts = s["n"]
     t_min, t_max = np.nanmin(s["first"]) if n else 0.0, np.nanmax(s["last"]) if n else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        isi_viol = s["n_short"] * (t_max - t_min) / (2.0 * counts.astype(float) ** 2 * 0.0015)
+        # ecephys_spike_sorting's Hill ratio, min_isi = 0.166 ms (no synthetic ISI is that short)
+        isi_viol = s["n_short"] * (t_max - t_min) / (2.0 * counts.astype(float) ** 2 * (0.0015 - 0.000166))
     isi_viol[counts == 0] = np.nan
 
     def noisy(x: np.ndarray, p: float = 0.03) -> np.ndarray:

@@ -1,0 +1,132 @@
+"""Layers on hand-built geometries; ISI metrics on hand-computed trains; Allen's filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spikeprep.layers import add_layers, layer_of_depth
+from spikeprep.nwb import read_session
+from spikeprep.qc import is_rs, isi_metrics, notebook_selection, passes_allen_qc, session_summary
+from spikeprep.session import SpikeTrains
+
+from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
+
+
+def _geometry() -> tuple[pd.DataFrame, pd.DataFrame]:
+    # probe 1: VISp channels from 3000 (surface) down to 2160; below it CA1; above it air
+    vpos = np.arange(20, 3841, 20)
+    region = np.where(vpos > 3000, None, np.where(vpos >= 2160, "VISp", "CA1"))
+    channels = pd.DataFrame({"probe_id": 1, "probe_vertical_position": vpos,
+                             "region": pd.array(region, dtype="string")})
+    # probe 2 has VISp too, with another surface: per-probe spans must not mix
+    ch2 = pd.DataFrame({"probe_id": 2, "probe_vertical_position": vpos,
+                        "region": pd.array(np.where((vpos <= 2000) & (vpos >= 1000), "VISp", "LP"), dtype="string")})
+    channels = pd.concat([channels, ch2], ignore_index=True)
+    units = pd.DataFrame({"probe_id": [1, 1, 1, 1, 1, 1, 2, 1],
+                          "region": pd.array(["VISp", "VISp", "VISp", "VISp", "VISp", "CA1", "VISp", None], dtype="string"),
+                          "probe_vertical_position": [3000, 2920, 2700, 2540, 2160, 1000, 2000, 3500]},
+                         index=pd.Index(range(8), name="unit_id"))
+    return units, channels
+
+
+def test_layers_on_a_hand_built_geometry() -> None:
+    units, channels = _geometry()
+    out = add_layers(units, channels)
+    thickness = 3000 - 2160 + 20  # 860
+    np.testing.assert_allclose(out["cortical_depth_um"][:5], [0, 80, 300, 460, 840])
+    np.testing.assert_allclose(out["cortical_depth_norm"][:5], np.array([0, 80, 300, 460, 840]) / thickness)
+    # scaled to 850: 0, 79.1, 296.5, 454.7, 830.2
+    assert list(out["layer"][:5]) == ["L1", "L1", "L2/3", "L5", "L6"]
+    assert out["cortical_depth_um"][6] == 0 and out["layer"][6] == "L1"  # probe 2's own surface
+    assert out["layer"][5:6].isna().all() and np.isnan(out["cortical_depth_um"][5])
+    assert out["layer"][7:].isna().all()
+
+
+def test_layer_boundaries() -> None:
+    d = np.array([0, 99.9, 100, 309.9, 310, 429.9, 430, 649.9, 650, 849]) / 850
+    assert list(layer_of_depth(d)) == ["L1", "L1", "L2/3", "L2/3", "L4", "L4", "L5", "L5", "L6", "L6"]
+    assert layer_of_depth(np.array([np.nan]))[0] is None
+
+
+def test_isi_metrics_hand_computed() -> None:
+    regular = np.arange(100) * 0.1                       # 99 ISIs of 100 ms
+    k_short = regular.copy()
+    k_short[[10, 40, 70]] = k_short[[9, 39, 69]] + 0.003  # 3 ISIs of 3 ms (and 3 of 97 ms)
+    burst = np.array([0.0, 0.004, 0.008, 1.0, 1.0049, 2.0])
+    trains = {1: regular, 2: np.sort(k_short), 3: burst, 4: [], 5: [1.0], 6: [1.0, 1.004]}
+    m = isi_metrics(SpikeTrains.from_dict(trains))
+    assert m.loc[1, "isi_5ms_pct"] == 0.0
+    assert m.loc[2, "isi_5ms_pct"] == pytest.approx(100 * 3 / 99)
+    assert m.loc[3, "isi_5ms_pct"] == pytest.approx(100 * 3 / 5)
+    assert np.isnan(m.loc[4, "isi_5ms_pct"]) and np.isnan(m.loc[5, "isi_5ms_pct"])
+    assert m.loc[6, "isi_5ms_pct"] == 100.0
+    assert list(m["n_spikes"]) == [100, 100, 6, 0, 1, 2]
+    assert isi_metrics(SpikeTrains.from_dict(trains), threshold_ms=3.5).loc[2, "isi_5ms_pct"] == pytest.approx(100 * 3 / 99)
+
+
+def _hill_direct(train: np.ndarray, t_min: float, t_max: float, thr: float = 0.0015, min_isi: float = 0.000166) -> float:
+    """ecephys_spike_sorting's isi_violations, written out as it is there."""
+    isis = np.diff(train)
+    train = np.delete(train, np.where(isis <= min_isi)[0] + 1)
+    isis = np.diff(train)
+    n = len(train)
+    violation_rate = np.sum(isis < thr) / (2 * n * (thr - min_isi))
+    return violation_rate / (n / (t_max - t_min))
+
+
+def test_hill_matches_a_direct_implementation() -> None:
+    rng = np.random.default_rng(1)
+    trains = {}
+    for u in range(20):
+        t = np.sort(rng.uniform(0, 100, 400))
+        t = np.sort(np.r_[t, t[:5] + 0.0001, t[5:12] + 0.001])  # duplicates and violations
+        trains[u] = t
+    s = SpikeTrains.from_dict(trains)
+    m = isi_metrics(s)
+    t_min, t_max = s.times.min(), s.times.max()
+    expected = [_hill_direct(trains[u], t_min, t_max) for u in range(20)]
+    np.testing.assert_allclose(m["isi_violations_recomputed"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", REFERENCE_NAMES)
+def test_hill_agrees_with_the_files_column(name: str) -> None:
+    """Within 0.1 %: the files used the recording length for T, we use first-to-last spike."""
+    s = read_session(reference_nwb(name))
+    m = isi_metrics(s.spikes)
+    f = s.units["isi_violations"]
+    np.testing.assert_allclose(m["isi_violations_recomputed"], f, rtol=1e-3, atol=1e-12)
+    assert (m["isi_violations_recomputed"] > 0).sum() == (f > 0).sum() > 0
+
+
+@pytest.mark.parametrize("name", REFERENCE_NAMES)
+@pytest.mark.parametrize("view", ["sdk_defaults", "inf_metrics"])
+def test_allen_filter_selects_what_allensdk_keeps(name: str, view: str) -> None:
+    s = read_session(reference_nwb(name))
+    kept = set(pd.read_csv(reference_dir(name) / view / "units.csv", index_col="unit_id").index)
+    if view == "sdk_defaults":
+        flag = passes_allen_qc(s.units)
+    else:
+        flag = passes_allen_qc(s.units, amplitude_cutoff_max=np.inf, presence_ratio_min=-np.inf,
+                               isi_violations_max=np.inf)
+    assert set(s.units.index[flag.to_numpy()]) == kept
+
+
+def test_rs_and_selection() -> None:
+    units = pd.DataFrame({"waveform_duration": [0.3, 0.41, np.nan, 0.4, 0.9], "snr": [3, 3, 3, 3, 2],
+                          "region": pd.array(["VISp", "VISl", "VISp", "VISp", None], dtype="string")})
+    units["is_rs"] = is_rs(units["waveform_duration"])
+    assert list(units["is_rs"]) == [False, True, False, False, True]
+    assert list(notebook_selection(units)) == [False, True, False, False, False]
+
+
+def test_session_summary_against_pandas() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"session_id": rng.integers(0, 3, 200), "selected": rng.random(200) < 0.6,
+                       "isi_5ms_pct": rng.random(200) * 5})
+    out = session_summary(df).set_index("session_id")
+    for sid, g in df[df.selected].groupby("session_id"):
+        assert out.loc[sid, "mean_pct"] == pytest.approx(np.mean(g.isi_5ms_pct))
+        assert out.loc[sid, "std_pct"] == pytest.approx(np.std(g.isi_5ms_pct))
+        assert out.loc[sid, "n_units"] == len(g)
