@@ -21,7 +21,7 @@ import pandas as pd
 from .errors import NWBFormatError
 from .session import Session, SpikeTrains
 
-__all__ = ["read_session", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
+__all__ = ["read_session", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,35 @@ def read_session(path: str | Path) -> Session:
         session_id=meta["session_id"], units=units, spikes=trains, channels=channels, probes=probes,
         stimulus=stimulus, running=running, invalid_times=invalid, metadata=meta,
     )
+
+
+def peek_session_id(path: str | Path) -> int:
+    """The session id of a file, reading only its metadata (for locks and skips).
+
+    Raises
+    ------
+    NWBFormatError
+        The file cannot be opened or names no session id.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NWBFormatError(path, "no such file")
+    try:
+        with h5py.File(path, "r") as f, _problems(path, "session id"):
+            return _session_id(f, path)
+    except OSError as exc:
+        raise NWBFormatError(path, f"not a readable HDF5 file (truncated or corrupt?): {str(exc).splitlines()[0]}") from exc
+
+
+def _session_id(f: h5py.File, path: Path) -> int:
+    raw = _scalar(f, "general/session_id") or _scalar(f, "identifier")
+    try:
+        return int(str(raw).strip())
+    except (TypeError, ValueError):
+        digits = "".join(ch for ch in path.stem if ch.isdigit())
+        if not digits:
+            raise NWBFormatError(path, "no session id in /general/session_id, /identifier or the file name") from None
+        return int(digits)
 
 
 def detect_layout(f: h5py.File) -> str:
@@ -436,14 +465,7 @@ def _read_running(f: h5py.File) -> pd.DataFrame:
 
 
 def _read_metadata(f: h5py.File, path: Path) -> dict[str, Any]:
-    raw_id = _scalar(f, "general/session_id") or _scalar(f, "identifier")
-    try:
-        session_id = int(str(raw_id).strip())
-    except (TypeError, ValueError):
-        digits = "".join(ch for ch in path.stem if ch.isdigit())
-        if not digits:
-            raise NWBFormatError(path, "no session id in /general/session_id, /identifier or the file name")
-        session_id = int(digits)
+    session_id = _session_id(f, path)
     nwb_version = f.attrs.get("nwb_version", "")
     return {
         "session_id": session_id,

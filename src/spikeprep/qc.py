@@ -17,20 +17,6 @@ __all__ = ["isi_metrics", "is_rs", "passes_allen_qc", "notebook_selection", "ses
 
 RS_THRESHOLD_MS = 0.4
 HILL_MIN_ISI_MS = 0.166  # ecephys_spike_sorting default (5 samples at 30 kHz)
-_BLOCK_SPIKES = 1 << 23
-
-
-def _blocks(spikes: SpikeTrains) -> list[tuple[int, int]]:
-    """Unit ranges holding at most ~8 M spikes each (a single larger unit is one block)."""
-    out, a = [], 0
-    n = spikes.n_units
-    while a < n:
-        limit = spikes.offsets[a] + _BLOCK_SPIKES
-        b = max(a + 1, int(np.searchsorted(spikes.offsets, limit, side="right")) - 1)
-        b = min(b, n)
-        out.append((a, b))
-        a = b
-    return out
 
 
 def _isi_counts(spikes: SpikeTrains, threshold_s: float, hill_threshold_s: float,
@@ -39,7 +25,7 @@ def _isi_counts(spikes: SpikeTrains, threshold_s: float, hill_threshold_s: float
     as ecephys_spike_sorting does), ISIs < the Hill threshold and the spikes kept."""
     n = spikes.n_units
     short, hill, kept = np.zeros(n, np.int64), np.zeros(n, np.int64), spikes.n_spikes.copy()
-    for a, b in _blocks(spikes):
+    for a, b in spikes.blocks():
         t = spikes.times[spikes.offsets[a] : spikes.offsets[b]]
         if len(t) < 2:
             continue

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy
     import xarray as xr
 
 __all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype",
-           "max_bin_count", "smooth_counts", "firing_rates", "write_counts", "lazy_rates",
+           "max_bin_count", "fill_counts", "smooth_counts", "firing_rates", "write_counts", "lazy_rates",
            "DEFAULT_BIN_SIZE", "DEFAULT_SIGMA_BINS", "DEFAULT_TAPS"]
 
 DEFAULT_BIN_SIZE = 0.005
@@ -170,7 +170,7 @@ def _unit_blocks(spikes: SpikeTrains, width: int) -> list[tuple[int, int]]:
 def max_bin_count(spikes: SpikeTrains, grid: Grid) -> int:
     """The largest number of spikes any unit has in one bin of ``grid``."""
     best = 0
-    for a, b in _unit_blocks(spikes, 256):
+    for a, b in spikes.blocks():
         times, _, first = _block_spikes(spikes, a, b)
         _, lengths, _ = _run_lengths(grid.bins(times), first, grid.n_bins)
         if len(lengths):
@@ -178,7 +178,7 @@ def max_bin_count(spikes: SpikeTrains, grid: Grid) -> int:
     return best
 
 
-def _fill_block(spikes: SpikeTrains, grid: Grid, a: int, b: int, out: np.ndarray) -> None:
+def fill_counts(spikes: SpikeTrains, grid: Grid, a: int, b: int, out: np.ndarray) -> None:
     """Exact counts of units ``a:b`` into ``out`` (shape ``(n_bins, b - a)``, zeroed)."""
     times, local, first = _block_spikes(spikes, a, b)
     starts, lengths, bins = _run_lengths(grid.bins(times), first, grid.n_bins)
@@ -198,8 +198,8 @@ def bin_counts(spikes: SpikeTrains, grid: Grid, dtype: np.dtype | None = None) -
     """
     dtype = dtype or count_dtype(max_bin_count(spikes, grid))
     out = np.zeros((grid.n_bins, spikes.n_units), dtype=dtype)
-    for a, b in _unit_blocks(spikes, 256):
-        _fill_block(spikes, grid, a, b, out[:, a:b])
+    for a, b in spikes.blocks():
+        fill_counts(spikes, grid, a, b, out[:, a:b])
     return out
 
 
@@ -328,7 +328,7 @@ def write_counts(spikes: SpikeTrains, store: str | Path, grid: Grid, *, chunks: 
     for a, b in _unit_blocks(spikes, uc):
         view = block[:, : b - a]
         view.fill(0)
-        _fill_block(spikes, grid, a, b, view)
+        fill_counts(spikes, grid, a, b, view)
         total += int(view.sum(dtype=np.int64))
         counts[:, a:b] = view
         if rates is not None:

@@ -93,6 +93,17 @@ class SpikeTrains:
             times[offsets[k] : offsets[k + 1]] = self[int(p)]
         return SpikeTrains(times, offsets, self.unit_ids[positions].copy())
 
+    def blocks(self, max_spikes: int = 1 << 23) -> list[tuple[int, int]]:
+        """Consecutive unit ranges ``(a, b)`` holding at most ``max_spikes`` spikes each
+        (a unit with more is a block of its own): bounds the temporaries of vectorised work."""
+        out, a = [], 0
+        while a < self.n_units:
+            b = int(np.searchsorted(self.offsets, self.offsets[a] + max_spikes, side="right")) - 1
+            b = min(max(b, a + 1), self.n_units)
+            out.append((a, b))
+            a = b
+        return out
+
     def to_dict(self) -> dict[int, np.ndarray]:
         """``{unit_id: times}``, the shape the notebook used (views, no copies)."""
         return {int(u): self[i] for i, u in enumerate(self.unit_ids)}

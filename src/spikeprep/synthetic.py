@@ -159,7 +159,9 @@ def _units(spec: SynthSpec, ch: dict[str, np.ndarray], rng: np.random.Generator)
     in_brain = np.flatnonzero(ch["area"] != "None")
     air = np.flatnonzero(ch["area"] == "None")
     n_air = int(round(0.05 * n)) if len(air) else 0
-    peak = np.concatenate([rng.choice(in_brain, n - n_air), rng.choice(air, n_air)])
+    cortex = np.isin(ch["area"][in_brain], VISUAL_AREAS)
+    weight = np.where(cortex, 3.0, 1.0)  # cortex is dense with units, as in the real sessions
+    peak = np.concatenate([rng.choice(in_brain, n - n_air, p=weight / weight.sum()), rng.choice(air, n_air)])
     rng.shuffle(peak)
     quality = np.where(rng.random(n) < 0.38, "noise", "good").astype(object)
     quality[ch["area"][peak] == "None"] = "noise"

@@ -1,0 +1,316 @@
+"""The ``spikeprep`` command: parses, calls, prints. Heavy modules load lazily.
+
+Exit codes: 0 when everything asked for succeeded, 1 when something failed (one line
+per failure on stderr, naming the file and the problem), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"spikeprep: {message}\n")
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_synth(a: argparse.Namespace) -> int:
+    from .synthetic import SynthSpec, write_session
+
+    spec = SynthSpec(n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed, layout=a.layout,
+                     session_id=a.session_id)
+    path = write_session(a.output, spec)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): session {spec.sid}, {spec.n_units} units, "
+          f"{spec.duration:g} s, {spec.n_probes} probes, layout {spec.layout}")
+    return EXIT_OK
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    from .summary import describe
+    from .nwb import read_session
+
+    status = EXIT_OK
+    for p in a.files:
+        try:
+            print(describe(read_session(p)))
+        except Exception as exc:
+            if a.verbose:
+                traceback.print_exc()
+            _fail(str(exc))
+            status = EXIT_FAILED
+    return status
+
+
+def _options(a: argparse.Namespace):
+    from .export import ExportOptions
+
+    return ExportOptions(bin_size=a.bin_size, store_rates=a.store_rates, units_query=a.units,
+                         legacy_pickle=a.legacy_pickle, isi_threshold_ms=a.threshold_ms)
+
+
+def _report(results: list, out: Path) -> int:
+    from .pipeline import Result
+
+    rows = [r for r in results if isinstance(r, Result)]
+    if rows:
+        width = max(len(str(r.session_id)) for r in rows)
+        print(f"\n{'session':>{max(width, 7)}}  {'status':8}  {'units':>6}  {'spikes':>11}  {'seconds':>8}")
+        for r in rows:
+            units = "" if r.n_units is None else r.n_units
+            spikes = "" if r.n_spikes is None else f"{r.n_spikes:,}"
+            print(f"{str(r.session_id):>{max(width, 7)}}  {r.status:8}  {units:>6}  {spikes:>11}  {r.seconds:8.1f}")
+    failed = [r for r in rows if not r.ok]
+    for r in failed:
+        _fail(r.message)
+    print(f"{len(rows) - len(failed)} of {len(rows)} sessions ready in {out}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .pipeline import export_many, find_session_files
+
+    files = find_session_files(a.inputs)
+    if not files:
+        _fail(f"no session NWB files in {' '.join(a.inputs)}")
+        return EXIT_FAILED
+    results = export_many(files, a.out, _options(a), workers=a.workers, scheduler=a.scheduler, force=a.force,
+                          progress=not a.quiet, verbose=a.verbose)
+    status = _report(results, Path(a.out))
+    if not a.no_qc and any(r.ok for r in results):
+        status = max(status, _qc(a.out, None, a.threshold_ms, a.verbose))
+    return status
+
+
+def _qc(out: str, select: str | None, threshold_ms: float, verbose: bool) -> int:
+    from .pipeline import run_qc
+
+    try:
+        run_qc(out, select=select, threshold_ms=threshold_ms)
+        print(f"QC written to {Path(out) / 'qc'}")
+        return EXIT_OK
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        _fail(f"qc: {exc}")
+        return EXIT_FAILED
+
+
+def cmd_qc(a: argparse.Namespace) -> int:
+    return _qc(a.out, a.select, a.threshold_ms, a.verbose)
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from .verify import verify_out
+
+    problems, checked = verify_out(a.out)
+    for p in problems:
+        _fail(p)
+    print(f"{checked} sessions checked, {len(problems)} problems")
+    return EXIT_FAILED if problems or not checked else EXIT_OK
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(a.out), n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed)
+
+
+def _catalog_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    return {"base_url": a.base_url, "cache": a.cache}
+
+
+def cmd_sessions(a: argparse.Namespace) -> int:
+    from .catalog import session_table
+
+    table = session_table(**_catalog_kwargs(a), offline=a.offline)
+    if a.where:
+        table = table.query(a.where)
+    if a.csv:
+        sys.stdout.write(table.to_csv())
+    elif a.json:
+        sys.stdout.write(table.reset_index().to_json(orient="records", indent=1) + "\n")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 100, "display.width", 200, "display.max_colwidth", 40):
+            print(table)
+        print(f"{len(table)} sessions")
+    return EXIT_OK
+
+
+def _selected_ids(a: argparse.Namespace) -> list[int]:
+    if a.ids and (a.all or a.where):
+        raise SystemExit(_usage(a, "give session ids, --all or --where, not several"))
+    if a.ids:
+        return [int(i) for i in a.ids]
+    if not (a.all or a.where):
+        raise SystemExit(_usage(a, "give session ids, --all or --where QUERY"))
+    from .catalog import session_table
+
+    table = session_table(**_catalog_kwargs(a))
+    if a.where:
+        table = table.query(a.where)
+    return [int(i) for i in table.index]
+
+
+def _usage(a: argparse.Namespace, message: str) -> int:
+    sys.stderr.write(f"spikeprep {a.command}: error: {message} (see 'spikeprep {a.command} --help')\n")
+    return EXIT_USAGE
+
+
+def cmd_download(a: argparse.Namespace) -> int:
+    from .fetch import download_sessions
+
+    ids = _selected_ids(a)
+    results = download_sessions(ids, a.cache, base_url=a.base_url, progress=not a.quiet, workers=a.parallel)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        _fail(r.error)
+    print(f"{len(results) - len(failed)} of {len(results)} session files in {a.cache}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .pipeline import run_sessions
+
+    ids = _selected_ids(a)
+    results = run_sessions(ids, a.cache, a.out, _options(a), base_url=a.base_url, workers=a.workers,
+                           scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose)
+    status = _report(results, Path(a.out))
+    if any(r.ok for r in results):
+        status = max(status, _qc(a.out, None, a.threshold_ms, a.verbose))
+    return status
+
+
+# ----------------------------------------------------------------------------- parser
+def _export_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (one session_<id>/ per session)")
+    p.add_argument("--force", action="store_true", help="re-export sessions already complete")
+    p.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
+    p.add_argument("--units", metavar="QUERY", help="keep units matching a pandas query, e.g. \"quality == 'good'\"")
+    p.add_argument("--store-rates", action="store_true", help="also store float32 rates in binned.zarr")
+    p.add_argument("--legacy-pickle", action="store_true", help="also write the notebook's pickles in OUT/legacy")
+    p.add_argument("--bin-size", type=float, default=0.005, metavar="S", help="bin size in s (default 0.005)")
+    p.add_argument("--threshold-ms", type=float, default=5.0, help="ISI threshold of the QC (default 5 ms)")
+
+
+def _catalog_flags(p: argparse.ArgumentParser, cache_required: bool) -> None:
+    p.add_argument("--cache", required=cache_required, metavar="DIR",
+                   help="download folder (an AllenSDK cache folder works as is)")
+    p.add_argument("--base-url", metavar="URL", default=None,
+                   help="mirror of the Allen bucket (default: $SPIKEPREP_BASE_URL or the Allen bucket)")
+
+
+def _selection_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ids", nargs="*", metavar="ID", help="session ids")
+    p.add_argument("--all", action="store_true", help="every session of the catalog")
+    p.add_argument("--where", metavar="QUERY", help="sessions matching a pandas query on the catalog")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="spikeprep", description="Allen Visual Coding - Neuropixels sessions to analysis-ready data.")
+    parser.add_argument("--version", action="version", version=f"spikeprep {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="show tracebacks (for bug reports)")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("demo", cmd_demo, "generate a synthetic session, export it, QC it and plot it")
+    p.add_argument("--out", default="demo_out", help="demo folder (default demo_out)")
+    p.add_argument("--units", type=int, default=300)
+    p.add_argument("--duration", type=float, default=900.0)
+    p.add_argument("--probes", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("sessions", cmd_sessions, "print the session table (58 sessions)")
+    _catalog_flags(p, cache_required=False)
+    p.add_argument("--where", metavar="QUERY", help="pandas query, e.g. \"session_type == 'brain_observatory_1.1'\"")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true")
+    p.add_argument("--offline", action="store_true", help="use the cached table only")
+
+    p = add("download", cmd_download, "download session NWB files (resumable, verified)")
+    _selection_flags(p)
+    _catalog_flags(p, cache_required=True)
+    p.add_argument("--parallel", type=int, default=1, metavar="N", help="files downloaded at once (default 1)")
+
+    p = add("export", cmd_export, "export session NWB files (or folders of them) to OUT")
+    p.add_argument("inputs", nargs="+", metavar="NWB|DIR")
+    _export_flags(p)
+    p.add_argument("--no-qc", action="store_true", help="skip the QC at the end")
+
+    p = add("run", cmd_run, "download, export and QC sessions")
+    _selection_flags(p)
+    _catalog_flags(p, cache_required=True)
+    _export_flags(p)
+
+    p = add("qc", cmd_qc, "ISI-violation QC of the exported sessions in OUT")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--select", metavar="QUERY", help="units to summarise (default: is_rs, snr > 2.5, visual cortex)")
+    p.add_argument("--threshold-ms", type=float, default=5.0)
+
+    p = add("inspect", cmd_inspect, "summarise session NWB files")
+    p.add_argument("files", nargs="+", metavar="FILE.nwb")
+
+    p = add("synth", cmd_synth, "write a synthetic session NWB file in the Allen layout")
+    p.add_argument("output", metavar="OUT.nwb")
+    p.add_argument("--units", type=int, default=300)
+    p.add_argument("--duration", type=float, default=900.0, help="seconds")
+    p.add_argument("--probes", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=["2020", "sdk", "2019"], default="2020")
+    p.add_argument("--session-id", type=int, default=None)
+
+    p = add("verify", cmd_verify, "check exported sessions against their session.json")
+    p.add_argument("out", metavar="OUT")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``spikeprep`` command."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return a.func(a)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if a.verbose:
+            traceback.print_exc()
+        _fail(f"{a.command}: {exc}" if str(exc) else f"{a.command}: {type(exc).__name__}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

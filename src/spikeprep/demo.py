@@ -1,0 +1,69 @@
+"""``spikeprep demo``: synthetic session → export → QC → summary and a PNG."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+__all__ = ["run_demo"]
+
+
+def run_demo(folder: Path, *, n_units: int = 300, duration: float = 900.0, n_probes: int = 3, seed: int = 0) -> int:
+    """Run the whole pipeline on one synthetic session in ``folder``; return an exit code."""
+    from .export import ExportOptions, open_rates, open_running, open_spike_times, open_stimulus, open_units
+    from .pipeline import export_file, run_qc
+    from .plots import session_figure
+    from .synthetic import SynthSpec, write_session
+
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = SynthSpec(n_units=n_units, duration=duration, n_probes=n_probes, seed=seed)
+    nwb = folder / f"session_{spec.sid}.nwb"
+    out = folder / "out"
+    t0 = time.perf_counter()
+    if not nwb.exists():
+        write_session(nwb, spec)
+    print(f"synthetic session {spec.sid}: {nwb} ({nwb.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
+    result = export_file(nwb, out, ExportOptions())
+    if not result.ok:
+        print(result.message)
+        return 1
+    print(f"export: {result.status} in {result.seconds:.1f} s -> {out / f'session_{spec.sid}'}")
+    run_qc(out)
+
+    units = open_units(out, spec.sid)
+    print("\nunits per area and layer (all clusters):")
+    table = units.assign(region=units["region"].astype(object).fillna("(outside)"),
+                         layer=units["layer"].astype(object).fillna("-"))
+    print(table.groupby(["region", "layer"]).size().unstack(fill_value=0).to_string())
+    print(f"\nRS {int(units['is_rs'].sum())} / FS {int((~units['is_rs']).sum())}; "
+          f"passing Allen's default QC: {int(units['passes_allen_qc'].sum())} of {len(units)}")
+    print("\nfiles written:")
+    for p in sorted((out / f"session_{spec.sid}").iterdir()):
+        size = sum(f.stat().st_size for f in p.rglob("*")) if p.is_dir() else p.stat().st_size
+        print(f"  {p.relative_to(folder)}  {size / 1e6:.2f} MB")
+
+    png = _figure(out, spec.sid, folder / "demo_session.png", session_figure, open_units, open_spike_times,
+                  open_stimulus, open_running, open_rates)
+    print(f"  {png.relative_to(folder)} (raster, rates and running speed)")
+    print("\nopen them in Python:\n"
+          "  import spikeprep\n"
+          f"  units = spikeprep.open_units('{out}', {spec.sid})\n"
+          f"  rates = spikeprep.open_rates('{out}', {spec.sid})  # lazy xarray, Hz")
+    print(f"\ndemo done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _figure(out, sid, png, session_figure, open_units, open_spike_times, open_stimulus, open_running, open_rates) -> Path:
+    units = open_units(out, sid)
+    stim = open_stimulus(out, sid)
+    block = stim[stim["stimulus_name"] == "drifting_gratings"]
+    start = float(block["start_time"].iloc[0]) if len(block) else float(stim["start_time"].iloc[0])
+    window = (start, start + 4.0)
+    cortical = units[units["layer"].notna() & (units["n_spikes"] > 100)]
+    pool = (cortical if len(cortical) >= 5 else units).sort_values("n_spikes")
+    mid = len(pool) // 2
+    pick = pool.index[max(0, mid - 2) : mid + 3]  # typical units, not the busiest
+    spikes = open_spike_times(out, sid)
+    rates = open_rates(out, sid).sel(time=slice(*window), unit_id=list(pick)).to_pandas()
+    title = f"session {sid}: {len(pick)} cortical units, {window[0]:.0f}-{window[1]:.0f} s (drifting gratings)"
+    return session_figure({int(u): spikes[int(u)] for u in pick}, rates, open_running(out, sid), window, title, png)

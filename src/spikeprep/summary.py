@@ -1,0 +1,54 @@
+"""A readable text summary of one session (``spikeprep inspect``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .session import Session
+
+__all__ = ["describe"]
+
+
+def describe(session: Session) -> str:
+    """Session id and type, duration, probes, units per area and quality, spikes,
+    stimulus epochs, running speed and the layout variant, as text."""
+    m = session.metadata
+    u = session.units
+    t = session.spikes.times
+    duration = float(t.max() - min(0.0, float(t.min()))) if len(t) else 0.0
+    lines = [
+        f"session {session.session_id}  ({m.get('session_type', '?')}, layout {m.get('layout')}, NWB {m.get('nwb_version', '?')})",
+        f"  file      {m.get('source_file')}  ({m.get('source_size', 0) / 1e6:.1f} MB)",
+        f"  subject   {m.get('genotype', '?')}  sex {m.get('sex', '?')}  age {m.get('age', '?')}",
+        f"  duration  {duration:.1f} s (first to last spike)",
+        f"  probes    {len(session.probes)}: " + ", ".join(
+            f"{name} ({(session.channels['probe_id'] == pid).sum()} ch)" for pid, name in session.probes["name"].items()),
+        f"  units     {len(u)} ({(u['quality'] == 'good').sum()} good), spikes {len(t):,}",
+    ]
+    if m.get("read_warnings"):
+        lines.append("  warnings  " + "; ".join(m["read_warnings"]))
+    area = u["region"].astype(object).fillna("(outside brain)")
+    table = pd.crosstab(area, u["quality"].astype(object)).sort_index()
+    lines.append("  units per area and quality:")
+    lines += ["    " + row for row in table.to_string().splitlines()]
+    lines.append("  stimulus epochs:")
+    s = session.stimulus
+    if len(s):
+        block = s["stimulus_block"].fillna(-1)
+        change = (s["stimulus_name"] != s["stimulus_name"].shift()) | (block != block.shift())
+        epoch = change.cumsum()
+        for _, g in s.groupby(epoch, sort=True):
+            b = g["stimulus_block"].iloc[0]
+            btxt = "-" if np.isnan(b) else f"{b:g}"
+            lines.append(f"    {g['stimulus_name'].iloc[0]:<24} block {btxt:>3}  {len(g):>6} rows  "
+                         f"{g['start_time'].iloc[0]:9.1f} – {g['stop_time'].iloc[-1]:9.1f} s")
+    r = session.running
+    if len(r):
+        lines.append(f"  running   {len(r):,} samples, {r['velocity'].min():.1f} … {r['velocity'].max():.1f} cm/s "
+                     f"(mean {r['velocity'].mean():.1f})")
+    if len(session.invalid_times):
+        lines.append(f"  invalid   {len(session.invalid_times)} intervals: " + "; ".join(
+            f"{row.start_time:.1f}-{row.stop_time:.1f} s [{','.join(t for t in row.tags if t)}]"
+            for row in session.invalid_times.itertuples(index=False)))
+    return "\n".join(lines)
