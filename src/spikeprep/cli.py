@@ -136,7 +136,7 @@ def _catalog_kwargs(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sessions(a: argparse.Namespace) -> int:
-    from .catalog import session_table
+    from .pipeline import session_table
 
     table = session_table(**_catalog_kwargs(a), offline=a.offline)
     if a.where:
@@ -161,7 +161,7 @@ def _selected_ids(a: argparse.Namespace) -> list[int]:
         return [int(i) for i in a.ids]
     if not (a.all or a.where):
         raise SystemExit(_usage(a, "give session ids, --all or --where QUERY"))
-    from .catalog import session_table
+    from .pipeline import session_table
 
     table = session_table(**_catalog_kwargs(a))
     if a.where:
@@ -175,10 +175,10 @@ def _usage(a: argparse.Namespace, message: str) -> int:
 
 
 def cmd_download(a: argparse.Namespace) -> int:
-    from .fetch import download_sessions
-
     ids = _selected_ids(a)
-    results = download_sessions(ids, a.cache, base_url=a.base_url, progress=not a.quiet, workers=a.parallel)
+    from .pipeline import download_sessions
+
+    results = download_sessions(ids, a.cache, base_url=a.base_url, progress=not a.quiet)
     failed = [r for r in results if r.error]
     for r in failed:
         _fail(r.error)
@@ -257,7 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("download", cmd_download, "download session NWB files (resumable, verified)")
     _selection_flags(p)
     _catalog_flags(p, cache_required=True)
-    p.add_argument("--parallel", type=int, default=1, metavar="N", help="files downloaded at once (default 1)")
 
     p = add("export", cmd_export, "export session NWB files (or folders of them) to OUT")
     p.add_argument("inputs", nargs="+", metavar="NWB|DIR")

@@ -17,7 +17,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import SpikeprepError
+from .catalog import CATALOG_FILES, build_session_table
+from .errors import DownloadError, SpikeprepError
 from .export import TMP_PREFIX, ExportOptions, exported_sessions, is_complete, open_spike_trains, open_units, write_outputs
 from .layers import add_layers
 from .legacy import write_legacy
@@ -25,7 +26,8 @@ from .nwb import peek_session_id, read_session
 from .qc import is_rs, isi_metrics, notebook_selection, passes_allen_qc, session_summary
 from .session import Session
 
-__all__ = ["Result", "find_session_files", "annotate", "export_file", "export_many", "run_qc", "QC_COLUMNS"]
+__all__ = ["Result", "find_session_files", "annotate", "export_file", "export_many", "run_qc", "QC_COLUMNS",
+           "session_table", "download_sessions", "run_sessions", "Download"]
 
 log = logging.getLogger(__name__)
 
@@ -277,3 +279,119 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     write(tmp)
     tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- catalog and downloads
+def session_table(base_url: str | None = None, cache: str | Path | None = None, *, offline: bool = False) -> pd.DataFrame:
+    """The session table (AllenSDK's ``get_session_table()`` columns), cached in ``cache``.
+
+    Parameters
+    ----------
+    base_url : str, optional
+        Bucket or mirror (default ``$SPIKEPREP_BASE_URL`` or Allen's bucket).
+    cache : path, optional
+        Folder holding (or receiving) the catalog CSVs; default ``~/.cache/spikeprep``.
+    offline : bool
+        Use the cached CSVs only.
+    """
+    import httpx
+
+    from .fetch import base_url as resolve, download_file
+
+    folder = Path(cache) if cache else Path.home() / ".cache" / "spikeprep"
+    if not offline:
+        url = resolve(base_url)
+        with httpx.Client(timeout=30.0, follow_redirects=True) as client:
+            for name in CATALOG_FILES:
+                try:
+                    download_file(url + name, folder / name, client=client, attempts=4, max_wait=5.0)
+                except DownloadError as exc:
+                    if (folder / name).exists():
+                        log.warning("%s; using the cached copy", exc)
+                    elif name == "sessions.csv":
+                        raise
+    return build_session_table(folder)
+
+
+@dataclass
+class Download:
+    """One session file's download outcome."""
+
+    session_id: int
+    path: Path
+    error: str = ""
+
+
+def download_sessions(ids: Sequence[int], cache: str | Path, *, base_url: str | None = None,
+                      progress: bool = True, offline_ok: bool = True, attempts: int = 8,
+                      max_wait: float = 30.0) -> list[Download]:
+    """Download session NWB files into ``cache`` (AllenSDK layout); failures don't stop others.
+
+    A file already in the cache is verified against the server's size (resumed or
+    re-fetched when it differs); when the server cannot be reached, files already in
+    the cache are used as they are, with a warning.
+    """
+    import httpx
+
+    from .fetch import download_file, session_nwb_path, session_url
+
+    out = []
+    with httpx.Client(timeout=30.0, follow_redirects=True) as client:
+        for sid in ids:
+            dest = session_nwb_path(cache, sid)
+            try:
+                download_file(session_url(sid, base_url), dest, client=client, progress=progress,
+                              attempts=attempts, max_wait=max_wait)
+                out.append(Download(sid, dest))
+            except DownloadError as exc:
+                if offline_ok and dest.exists() and _unreachable(exc):
+                    log.warning("%s; using %s as it is", exc, dest)
+                    out.append(Download(sid, dest))
+                else:
+                    out.append(Download(sid, dest, str(exc)))
+    return out
+
+
+def _unreachable(exc: DownloadError) -> bool:
+    import httpx
+
+    cause = exc.__cause__
+    return isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
+def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options: ExportOptions = ExportOptions(), *,
+                 base_url: str | None = None, workers: int | None = None, scheduler: str | None = None,
+                 force: bool = False, progress: bool = True, verbose: bool = False) -> list[Result]:
+    """Download and export sessions; each is exported as soon as its file is there.
+
+    Sessions already exported with the same options are skipped without downloading.
+    """
+    from .fetch import session_nwb_path
+
+    results: list[Result] = []
+    todo = []
+    for sid in ids:
+        local = session_nwb_path(cache, sid)
+        size = local.stat().st_size if local.exists() else None
+        if not force and size is not None and is_complete(out, sid, options, size):
+            results.append(Result(str(local), sid, "skipped", "already exported"))
+        else:
+            todo.append(sid)
+    on_cluster = workers is not None or scheduler is not None
+    ready: list[Path] = []
+    for sid in todo:
+        d = download_sessions([sid], cache, base_url=base_url, progress=progress)[0]
+        if d.error:
+            results.append(Result(str(d.path), sid, "failed", d.error))
+        elif on_cluster:
+            ready.append(d.path)  # exported together on the cluster below
+        else:
+            results.append(export_file(d.path, out, options, force=force, verbose=verbose))
+    if ready:
+        results += export_many(ready, out, options, workers=workers, scheduler=scheduler, force=force,
+                               progress=progress, verbose=verbose)
+    try:
+        session_table(base_url, cache).to_parquet(Path(out) / "sessions.parquet")
+    except (SpikeprepError, OSError, ValueError) as exc:
+        log.warning("no session table written to %s: %s", out, exc)
+    return results

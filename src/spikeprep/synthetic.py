@@ -28,7 +28,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-__all__ = ["write_session", "SynthSpec", "LAYOUTS", "VISUAL_AREAS"]
+__all__ = ["write_session", "write_bucket", "SynthSpec", "LAYOUTS", "VISUAL_AREAS"]
 
 LAYOUTS = ("2020", "sdk", "2019")
 VISUAL_AREAS = ("VISam", "VISpm", "VISp", "VISl", "VISal", "VISrl")
@@ -289,7 +289,8 @@ def _iter_trains(spec: SynthSpec, units: dict[str, np.ndarray]) -> Iterator[tupl
 def _write_spikes(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Append every unit's spikes to ``units/spike_times`` and ``spike_amplitudes``."""
     g = f.create_group("units")
-    chunk = (1 << 20,)
+    expected = float(np.sum(units["rate"])) * spec.duration
+    chunk = (int(np.clip(expected / 4, 1 << 12, 1 << 20)),)  # 8 MB chunks at full scale, small for small files
     st = g.create_dataset("spike_times", shape=(0,), maxshape=(None,), dtype="f8", chunks=chunk)
     sa = g.create_dataset("spike_amplitudes", shape=(0,), maxshape=(None,), dtype="f8", chunks=chunk)
     n = spec.n_units
@@ -526,3 +527,51 @@ def _write_running(f: h5py.File, spec: SynthSpec) -> None:
     g["running_speed/timestamps"] = start
     g["running_speed_end_times/data"] = velocity
     g["running_speed_end_times/timestamps"] = end
+
+
+# ----------------------------------------------------------------------------- bucket
+def write_bucket(folder: str | Path, specs: list[SynthSpec]) -> Path:
+    """A folder in the Allen bucket / AllenSDK cache layout, for download tests and demos.
+
+    ``manifest.json``, ``sessions.csv``, ``probes.csv``, ``channels.csv``, ``units.csv``
+    and ``session_<id>/session_<id>.nwb`` for every spec.
+    """
+    import json
+
+    import pandas as pd
+
+    from .nwb import read_session
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sessions, probes, channels, units = [], [], [], []
+    for spec in specs:
+        nwb = folder / f"session_{spec.sid}" / f"session_{spec.sid}.nwb"
+        nwb.parent.mkdir(exist_ok=True)
+        s = read_session(write_session(nwb, spec))
+        m = s.metadata
+        sessions.append({"id": spec.sid, "published_at": "2019-10-03T00:00:00Z", "specimen_id": 700_000 + spec.seed,
+                         "session_type": m["session_type"], "age_in_days": float(m["age"].strip("PD") or 0),
+                         "sex": m["sex"], "genotype": m["genotype"], "date_of_acquisition": "2019-01-19",
+                         "isi_experiment_id": 1, "has_nwb": True})
+        probes += [{"id": pid, "ecephys_session_id": spec.sid, "name": row["name"], "sampling_rate": row["sampling_rate"],
+                    "lfp_sampling_rate": row["lfp_sampling_rate"], "phase": "3a", "has_lfp_data": row["has_lfp_data"]}
+                   for pid, row in s.probes.iterrows()]
+        ch = s.channels.reset_index()
+        channels.append(pd.DataFrame({"id": ch["channel_id"], "ecephys_probe_id": ch["probe_id"],
+                                      "local_index": ch["local_index"],
+                                      "probe_horizontal_position": ch["probe_horizontal_position"],
+                                      "probe_vertical_position": ch["probe_vertical_position"],
+                                      "valid_data": ch["valid_data"],
+                                      "ecephys_structure_acronym": ch["region"].astype(object)}))
+        u = s.units.reset_index()
+        units.append(pd.DataFrame({"id": u["unit_id"], "ecephys_channel_id": u["peak_channel_id"],
+                                   "quality": u["quality"].astype(object), "snr": u["snr"],
+                                   "amplitude_cutoff": u["amplitude_cutoff"], "presence_ratio": u["presence_ratio"],
+                                   "isi_violations": u["isi_violations"]}))
+    pd.DataFrame(sessions).to_csv(folder / "sessions.csv", index=False)
+    pd.DataFrame(probes).to_csv(folder / "probes.csv", index=False)
+    pd.concat(channels).to_csv(folder / "channels.csv", index=False)
+    pd.concat(units).to_csv(folder / "units.csv", index=False)
+    (folder / "manifest.json").write_text(json.dumps({"manifest_version": "0.3.0", "spikeprep_synthetic": True}))
+    return folder

@@ -1,0 +1,111 @@
+"""A real HTTP server on 127.0.0.1 serving a folder in the bucket layout, with faults.
+
+Faults are queued per path and consumed one per GET: "503" (with Retry-After),
+"500", "cut" (half the body, then the connection closes), "stall" (some bytes, then
+silence longer than the client's read timeout), "ignore_range" (200 and the whole
+body), "short" (a Content-Length larger than the body sent). Bytes sent are counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class Bucket:
+    def __init__(self, root: Path, stall_seconds: float = 3.0, throttle: float = 0.0) -> None:
+        self.root = root
+        self.faults: dict[str, deque[str]] = defaultdict(deque)
+        self.sent: dict[str, int] = defaultdict(int)
+        self.requests: list[tuple[str, str, str]] = []
+        self.stall_seconds = stall_seconds
+        self.throttle = throttle  # seconds per 64 KiB, to make transfers slow enough to kill
+        self.lock = threading.Lock()
+        bucket = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _file(self) -> Path | None:
+                p = (bucket.root / self.path.lstrip("/").split("?")[0]).resolve()
+                return p if p.is_file() and bucket.root.resolve() in p.parents else None
+
+            def do_HEAD(self) -> None:
+                bucket.requests.append(("HEAD", self.path, ""))
+                f = self._file()
+                if f is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(f.stat().st_size))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                rng = self.headers.get("Range", "")
+                bucket.requests.append(("GET", self.path, rng))
+                f = self._file()
+                if f is None:
+                    self.send_error(404)
+                    return
+                with bucket.lock:
+                    fault = bucket.faults[self.path].popleft() if bucket.faults[self.path] else ""
+                if fault in ("503", "500"):
+                    self.send_response(int(fault))
+                    if fault == "503":
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = f.read_bytes()
+                start = 0
+                if rng.startswith("bytes=") and fault != "ignore_range":
+                    start = int(rng[6:].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body) + (100 if fault == "short" else 0)))
+                self.end_headers()
+                if fault == "cut":
+                    body = body[: len(body) // 2]
+                elif fault == "stall":
+                    self._send(body[: len(body) // 3], f)
+                    time.sleep(bucket.stall_seconds)
+                    self.close_connection = True
+                    return
+                self._send(body, f)
+                if fault in ("cut", "short"):
+                    self.close_connection = True
+
+            def _send(self, body: bytes, f: Path) -> None:
+                step = 1 << 16
+                try:
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i : i + step])
+                        with bucket.lock:
+                            bucket.sent[self.path] += len(body[i : i + step])
+                        if bucket.throttle:
+                            time.sleep(bucket.throttle)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "Bucket":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

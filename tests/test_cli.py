@@ -1,0 +1,72 @@
+"""The command line: help, usage errors, one-line failures, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spikeprep.cli import main
+
+COMMANDS = ["demo", "sessions", "download", "export", "run", "qc", "inspect", "synth", "verify"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spikeprep.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "usage: spikeprep " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["export"], ["nosuchcommand"], ["synth", "x.nwb", "--layout", "1999"],
+                                  ["download", "--cache", "/tmp/x"], ["export", "a.nwb", "--out", "o", "--workers", "two"]])
+def test_usage_errors_exit_2_with_one_line(args: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--help" in err
+
+
+def test_synth_inspect_export_verify(tmp_path: Path) -> None:
+    nwb = tmp_path / "s.nwb"
+    assert run("synth", str(nwb), "--units", "40", "--duration", "60", "--probes", "2", "--seed", "3").returncode == 0
+    r = run("inspect", str(nwb))
+    assert r.returncode == 0
+    for word in ("session 700003027", "layout 2020", "probeA", "units per area and quality", "drifting_gratings",
+                 "running", "invalid"):
+        assert word in r.stdout, word
+    out = tmp_path / "out"
+    r = run("export", str(nwb), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "1 of 1 sessions ready" in r.stdout and "violate 5 ms condition" in r.stdout
+    assert run("verify", str(out)).returncode == 0
+    assert run("qc", str(out), "--threshold-ms", "3").returncode == 0
+
+
+def test_failures_are_one_line_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "session_5.nwb"
+    bad.write_text("not hdf5")
+    r = run("export", str(bad), "--out", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 1
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and "Traceback" not in r.stderr
+    r = run("inspect", str(bad))
+    assert r.returncode == 1 and str(bad) in r.stderr and "Traceback" not in r.stderr
+    assert run("verify", str(tmp_path / "empty")).returncode == 1
+    assert run("qc", str(tmp_path / "empty")).returncode == 1
+
+
+def test_help_is_fast() -> None:
+    import time
+
+    t = time.perf_counter()
+    assert run("--help").returncode == 0
+    assert time.perf_counter() - t < 5  # generous for CI; ~0.1 s locally (heavy imports are lazy)

@@ -1,0 +1,218 @@
+"""The output contract, resumability, many sessions on Dask, legacy pickles."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import spikeprep
+from spikeprep.export import ExportOptions, is_complete, read_status, session_dir
+from spikeprep.nwb import read_session
+from spikeprep.pipeline import export_file, export_many, run_qc
+from spikeprep.synthetic import SynthSpec, write_session
+from spikeprep.verify import verify_out
+
+from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
+
+UNIT_CONTRACT = ["unit_id", "probe_id", "probe_name", "peak_channel_id", "region", "probe_vertical_position",
+                 "probe_horizontal_position", "anterior_posterior_ccf_coordinate", "dorsal_ventral_ccf_coordinate",
+                 "left_right_ccf_coordinate", "valid_data", "quality", "snr", "d_prime", "isi_violations",
+                 "amplitude_cutoff", "presence_ratio", "firing_rate", "waveform_duration", "n_spikes", "is_rs",
+                 "cortical_depth_um", "cortical_depth_norm", "layer", "isi_5ms_pct", "passes_allen_qc"]
+
+
+@pytest.fixture(scope="module")
+def exported(small_nwb: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    out = tmp_path_factory.mktemp("out")
+    r = export_file(small_nwb, out)
+    assert r.status == "exported", r.message
+    return out, r.session_id
+
+
+def test_contract_files_and_session_json(exported) -> None:
+    out, sid = exported
+    d = session_dir(out, sid)
+    assert {p.name for p in d.iterdir()} == {"units.parquet", "spike_times.parquet", "stimulus.parquet",
+                                            "running.parquet", "binned.zarr", "session.json"}
+    st = json.loads((d / "session.json").read_text())
+    assert st["status"] == "complete" and st["session_id"] == sid
+    assert st["params"] == ExportOptions().as_dict()
+    assert st["source_size"] > 0 and st["spikeprep_version"] == spikeprep.__version__
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_units_table_contract(exported, small_nwb: Path) -> None:
+    out, sid = exported
+    raw = pd.read_parquet(session_dir(out, sid) / "units.parquet")
+    for c in UNIT_CONTRACT:
+        assert c in raw.columns, c
+    assert raw.columns[0] == "unit_id" and raw["unit_id"].dtype == np.int64
+    s = read_session(small_nwb)
+    np.testing.assert_array_equal(raw["unit_id"], s.units.index)  # NWB order, all clusters
+    np.testing.assert_array_equal(raw["n_spikes"], s.spikes.n_spikes)
+    assert raw["is_rs"].dtype == bool and raw["passes_allen_qc"].dtype == bool
+    assert set(raw["layer"].dropna()) <= {"L1", "L2/3", "L4", "L5", "L6"}
+    assert raw["layer"].notna().sum() > 0
+
+
+def test_spike_times_round_trip_exactly(exported, small_nwb: Path) -> None:
+    out, sid = exported
+    s = read_session(small_nwb)
+    trains = spikeprep.open_spike_times(out, sid)
+    assert list(trains) == list(s.spikes.unit_ids)
+    for i, u in enumerate(s.spikes.unit_ids):
+        np.testing.assert_array_equal(trains[u], s.spikes[i])
+    long = pd.read_parquet(session_dir(out, sid) / "spike_times.parquet")
+    assert list(long.columns) == ["unit_id", "time"] and long["unit_id"].dtype == np.int64
+
+
+def test_other_tables_open(exported, small_nwb: Path) -> None:
+    out, sid = exported
+    s = read_session(small_nwb)
+    stim = spikeprep.open_stimulus(out, sid)
+    assert stim.index.name == "stimulus_presentation_id" and list(stim.index) == list(range(len(s.stimulus)))
+    assert list(stim.columns[:4]) == ["start_time", "stop_time", "stimulus_name", "stimulus_block"]
+    pd.testing.assert_frame_equal(spikeprep.open_running(out, sid), s.running)
+    counts = spikeprep.open_counts(out, sid)["counts"]
+    assert int(counts.sum()) == len(s.spikes.times)
+    rates = spikeprep.open_rates(out, sid)
+    assert rates.dims == ("time", "unit_id") and rates.dtype == np.float32
+    assert float(rates.isel(time=slice(0, 2000)).sum()) >= 0
+    sessions = spikeprep.open_sessions(out)
+    assert list(sessions.index) == [sid] and sessions.loc[sid, "n_units"] == len(s.units)
+
+
+def test_skip_force_and_changed_params(exported, small_nwb: Path) -> None:
+    out, sid = exported
+    before = read_status(out, sid)["finished_at"]
+    assert export_file(small_nwb, out).status == "skipped"
+    assert is_complete(out, sid, ExportOptions(), small_nwb.stat().st_size)
+    assert not is_complete(out, sid, ExportOptions(bin_size=0.01), small_nwb.stat().st_size)
+    time.sleep(1.1)
+    assert export_file(small_nwb, out, force=True).status == "exported"
+    assert read_status(out, sid)["finished_at"] != before
+
+
+def test_units_query(small_nwb: Path, tmp_path: Path) -> None:
+    q = "quality == 'good' and snr > 2.5"
+    r = export_file(small_nwb, tmp_path, ExportOptions(units_query=q))
+    assert r.ok, r.message
+    units = spikeprep.open_units(tmp_path, r.session_id)
+    s = read_session(small_nwb)
+    expected = s.units.query(q).index
+    assert list(units.index) == list(expected)
+    trains = spikeprep.open_spike_times(tmp_path, r.session_id)
+    assert set(trains) == set(expected)
+    assert read_status(tmp_path, r.session_id)["params"]["units_query"] == q
+    assert spikeprep.open_counts(tmp_path, r.session_id)["counts"].shape[1] == len(expected)
+    bad = export_file(small_nwb, tmp_path / "bad", ExportOptions(units_query="no_such_column > 1"))
+    assert bad.status == "failed" and "bad --units query" in bad.message
+
+
+@pytest.mark.parametrize("name", REFERENCE_NAMES)
+def test_reference_export_flags_match_allensdk(name: str, tmp_path: Path) -> None:
+    r = export_file(reference_nwb(name), tmp_path)
+    assert r.ok, r.message
+    units = spikeprep.open_units(tmp_path, r.session_id)
+    kept = pd.read_csv(reference_dir(name) / "sdk_defaults" / "units.csv", index_col="unit_id").index
+    assert set(units.index[units["passes_allen_qc"]]) == set(kept)
+    assert verify_out(tmp_path) == ([], 1)
+
+
+def test_legacy_pickles(small_nwb: Path, tmp_path: Path) -> None:
+    r = export_file(small_nwb, tmp_path, ExportOptions(legacy_pickle=True))
+    assert r.ok, r.message
+    sid = r.session_id
+    units = pd.read_pickle(tmp_path / "legacy" / f"units_{sid}.pkl")
+    assert list(units.columns) == ["channel", "id", "snr", "d_prime", "isi_viol", "region", "probe", "hpos",
+                                   "vpos", "RS", "layer"]
+    assert list(units.index) == list(range(len(units))) and units["RS"].dtype == bool
+    running = pd.read_pickle(tmp_path / "legacy" / f"running_{sid}.pkl")
+    assert list(running.columns) == ["times", "running_speed"]
+    stim = pd.read_pickle(tmp_path / "legacy" / f"stimulus_{sid}.pkl")
+    assert list(stim.columns) == ["time", "stimulus_name", "block"] and (stim["block"] == -1).any()
+    fr = pd.read_pickle(tmp_path / "legacy" / f"fr_{sid}.pkl")
+    assert (fr.dtypes == np.uint8).all() and list(fr.columns) == list(range(len(units)))
+    exact = spikeprep.firing_rates(read_session(small_nwb).spikes, dtype=np.float64).values
+    np.testing.assert_array_equal(fr.to_numpy(), np.clip(np.floor(exact), 0, 255).astype(np.uint8))
+    np.testing.assert_allclose(fr.index.to_numpy(), np.arange(len(fr)) * 0.005)
+
+
+def test_dask_cluster_equals_serial(tmp_path: Path, synth_dir: Path) -> None:
+    files = [write_session(synth_dir / f"many_{k}.nwb", SynthSpec(n_units=40, duration=60.0, n_probes=2, seed=20 + k))
+             for k in range(3)]
+    serial = export_many(files, tmp_path / "serial", progress=False)
+    parallel = export_many(files, tmp_path / "dask", workers=2, progress=False)
+    assert [r.status for r in serial] == [r.status for r in parallel] == ["exported"] * 3
+    for r in serial:
+        for name in ("units.parquet", "spike_times.parquet", "stimulus.parquet", "running.parquet"):
+            a = pd.read_parquet(session_dir(tmp_path / "serial", r.session_id) / name)
+            b = pd.read_parquet(session_dir(tmp_path / "dask", r.session_id) / name)
+            pd.testing.assert_frame_equal(a, b)
+        xr.testing.assert_identical(spikeprep.open_counts(tmp_path / "serial", r.session_id).load(),
+                                    spikeprep.open_counts(tmp_path / "dask", r.session_id).load())
+
+
+def test_a_bad_file_does_not_stop_the_others(small_nwb: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "session_1.nwb"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    results = export_many([bad, small_nwb], tmp_path / "out", progress=False)
+    assert [r.status for r in results] == ["failed", "exported"]
+    assert str(bad) in results[0].message and "\n" not in results[0].message
+
+
+def _export_cmd(nwb: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "spikeprep.cli", "export", str(nwb), "--out", str(out), "--quiet", "--no-qc"]
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.6, 1.2])
+def test_kill_9_then_rerun_equals_a_clean_run(delay: float, tmp_path: Path, synth_dir: Path) -> None:
+    nwb = synth_dir / "kill.nwb"
+    if not nwb.exists():
+        write_session(nwb, SynthSpec(n_units=200, duration=600.0, n_probes=3, seed=9))
+    clean, out = tmp_path / "clean", tmp_path / "killed"
+    assert subprocess.run(_export_cmd(nwb, clean), capture_output=True).returncode == 0
+    proc = subprocess.Popen(_export_cmd(nwb, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sid = read_session(nwb).session_id
+    st = read_status(out, sid)
+    assert st is None or st["status"] == "complete"  # never a folder that claims to be whole and is not
+    if st is not None:
+        assert verify_out(out)[0] == []
+    done = subprocess.run(_export_cmd(nwb, out), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not list(out.glob(".tmp-*")) and not list(out.glob(".trash-*"))
+    for name in ("units.parquet", "spike_times.parquet", "stimulus.parquet", "running.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(session_dir(clean, sid) / name),
+                                      pd.read_parquet(session_dir(out, sid) / name))
+    xr.testing.assert_identical(spikeprep.open_counts(clean, sid).load(), spikeprep.open_counts(out, sid).load())
+
+
+def test_qc_outputs(exported) -> None:
+    out, sid = exported
+    lines: list[str] = []
+    summary = run_qc(out, echo=lines.append)
+    assert (out / "qc" / "isi_violations.parquet").exists() and (out / "qc" / "isi_summary.csv").exists()
+    per_unit = pd.read_parquet(out / "qc" / "isi_violations.parquet")
+    assert list(per_unit.columns) == ["session_id", "unit_id", "region", "layer", "is_rs", "snr", "isi_5ms_pct",
+                                      "isi_violations", "isi_violations_recomputed", "selected"]
+    sel = per_unit[per_unit["selected"]]
+    assert summary.loc[0, "mean_pct"] == pytest.approx(sel["isi_5ms_pct"].mean())
+    assert summary.loc[0, "std_pct"] == pytest.approx(np.std(sel["isi_5ms_pct"]))
+    assert "violate 5 ms condition." in lines[0] and lines[-1].startswith("all 1 sessions")
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(out / "qc" / "isi_violations.png")
+    assert img.shape[0] > 300 and img.shape[1] > 800
