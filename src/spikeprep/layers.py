@@ -53,5 +53,5 @@ def add_layers(units: pd.DataFrame, channels: pd.DataFrame, areas: tuple[str, ..
     out = units.copy()
     out["cortical_depth_um"] = depth
     out["cortical_depth_norm"] = norm
-    out["layer"] = pd.array(layer_of_depth(norm), dtype="string")
+    out["layer"] = pd.Series(layer_of_depth(norm), index=out.index, dtype=object)
     return out

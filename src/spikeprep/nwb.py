@@ -238,7 +238,7 @@ def _read_channels(f: h5py.File, path: Path, probes: pd.DataFrame) -> pd.DataFra
         "local_index": col("local_index", "probe_channel_number", default=-1).astype(np.int64),
         "probe_vertical_position": col("probe_vertical_position").astype(np.int64),
         "probe_horizontal_position": col("probe_horizontal_position").astype(np.int64),
-        "region": pd.array(_region(col("location", "manual_structure_acronym", "ccf_structure")), dtype="string"),
+        "region": pd.Series(_region(col("location", "manual_structure_acronym", "ccf_structure")), dtype=object).to_numpy(),
         "valid_data": col("valid_data", default=True).astype(bool),
         **{CCF_COLUMNS[k]: col(k, default=np.nan).astype(np.float64) for k in "xyz"},
     }, index=pd.Index(ids, name="channel_id"))
@@ -275,8 +275,6 @@ def _read_units(f: h5py.File, path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         raise NWBFormatError(path, "units table has no peak_channel_id column")
     units = pd.DataFrame(data, index=pd.Index(ids, name="unit_id"))
     units["peak_channel_id"] = units["peak_channel_id"].astype(np.int64)
-    if "quality" in units:
-        units["quality"] = units["quality"].astype("string")
     return units, index
 
 
@@ -403,7 +401,7 @@ def _unify_parameter(values: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(clean, errors="coerce")
     if (numeric.notna() | clean.isna()).all():
         return numeric.astype(float)
-    return clean.map(lambda v: None if v is None else (repr(v) if isinstance(v, float) else str(v))).astype("string")
+    return clean.map(lambda v: None if v is None else (repr(v) if isinstance(v, float) else str(v))).astype(object)
 
 
 def _read_stimulus(f: h5py.File, path: Path, invalid: pd.DataFrame) -> pd.DataFrame:
@@ -424,7 +422,6 @@ def _read_stimulus(f: h5py.File, path: Path, invalid: pd.DataFrame) -> pd.DataFr
     if "stimulus_block" not in stim:
         stim["stimulus_block"] = np.nan
     stim["stimulus_block"] = stim["stimulus_block"].astype(float)
-    stim["stimulus_name"] = stim["stimulus_name"].astype("string")
     stim["stimulus_presentation_id"] = np.arange(len(stim), dtype=np.int64)
     params = sorted(c for c in stim.columns if c not in base)
     for c in params:
