@@ -167,3 +167,11 @@ def test_empty_units_and_smooth_shape() -> None:
     assert fr.shape == (300, 3) and float(fr[:, :2].sum()) == 0.0
     out = smooth_counts(np.zeros((4, 2), np.uint8), Kernel(), 0.005)
     assert out.shape == (4, 2) and out.dtype == np.float32
+
+
+def test_store_widens_the_type_when_a_bin_overflows_uint8(tmp_path: Path) -> None:
+    s = SpikeTrains.from_dict({1: np.full(300, 0.0012), 2: [0.5, 0.7]})
+    info = write_counts(s, tmp_path / "b.zarr", make_grid(s))
+    c = xr.open_zarr(tmp_path / "b.zarr")["counts"]
+    assert info["dtype"] == "uint16" and info["max_count"] == 300 and info["total"] == 302
+    assert c.dtype == np.uint16 and int(c[0, 0]) == 300 and int(c.sum()) == 302

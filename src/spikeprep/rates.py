@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy
     import xarray as xr
 
 __all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype",
-           "max_bin_count", "fill_counts", "smooth_counts", "firing_rates", "write_counts", "lazy_rates",
+           "max_bin_count", "fits_uint8", "counts_dtype", "fill_counts", "smooth_counts", "firing_rates", "write_counts", "lazy_rates",
            "DEFAULT_BIN_SIZE", "DEFAULT_SIGMA_BINS", "DEFAULT_TAPS"]
 
 DEFAULT_BIN_SIZE = 0.005
@@ -178,11 +178,43 @@ def max_bin_count(spikes: SpikeTrains, grid: Grid) -> int:
     return best
 
 
-def fill_counts(spikes: SpikeTrains, grid: Grid, a: int, b: int, out: np.ndarray) -> None:
-    """Exact counts of units ``a:b`` into ``out`` (shape ``(n_bins, b - a)``, zeroed)."""
+def fits_uint8(spikes: SpikeTrains, grid: Grid) -> bool:
+    """True when no unit can have more than 255 spikes in one bin.
+
+    A cheap sufficient test (no binning): 256 spikes share a bin only if some unit has
+    256 spikes within one bin width.
+    """
+    k = 255
+    for a, b in spikes.blocks():
+        t = spikes.times[spikes.offsets[a] : spikes.offsets[b]]
+        if len(t) <= k:
+            continue
+        close = (t[k:] - t[:-k]) < grid.bin_size
+        if close.any():
+            owner = np.repeat(np.arange(b - a), spikes.n_spikes[a:b])
+            if (close & (owner[k:] == owner[:-k])).any():
+                return False
+    return True
+
+
+def counts_dtype(spikes: SpikeTrains, grid: Grid) -> np.dtype:
+    """The narrowest unsigned type for the counts of ``spikes`` on ``grid``."""
+    return np.dtype(np.uint8) if fits_uint8(spikes, grid) else count_dtype(max_bin_count(spikes, grid))
+
+
+def fill_counts(spikes: SpikeTrains, grid: Grid, a: int, b: int, out: np.ndarray) -> tuple[int, int]:
+    """Exact counts of units ``a:b`` into ``out`` (shape ``(n_bins, b - a)``, zeroed).
+
+    Returns the largest count and the number of spikes counted (those inside the grid).
+    """
     times, local, first = _block_spikes(spikes, a, b)
     starts, lengths, bins = _run_lengths(grid.bins(times), first, grid.n_bins)
+    if not len(lengths):
+        return 0, 0
+    if lengths.max() > np.iinfo(out.dtype).max:
+        raise OverflowError(f"a bin holds {lengths.max()} spikes, more than {out.dtype} holds")
     out[bins, local[starts]] = lengths
+    return int(lengths.max()), int(lengths.sum())
 
 
 def bin_counts(spikes: SpikeTrains, grid: Grid, dtype: np.dtype | None = None) -> np.ndarray:
@@ -196,7 +228,7 @@ def bin_counts(spikes: SpikeTrains, grid: Grid, dtype: np.dtype | None = None) -
     dtype : numpy dtype, optional
         Default: the narrowest unsigned type that holds the largest count.
     """
-    dtype = dtype or count_dtype(max_bin_count(spikes, grid))
+    dtype = dtype or counts_dtype(spikes, grid)
     out = np.zeros((grid.n_bins, spikes.n_units), dtype=dtype)
     for a, b in spikes.blocks():
         fill_counts(spikes, grid, a, b, out[:, a:b])
@@ -277,10 +309,16 @@ def _attrs(grid: Grid, kernel: Kernel | None = None, **extra: Any) -> dict:
 
 
 # ----------------------------------------------------------------------------- Zarr store
-def _compressors() -> list:
-    from zarr.codecs import BloscCodec
+def _codecs() -> dict[str, Any]:
+    """Unit-major chunks (long zero runs of one unit), bitshuffled, zstd level 1.
 
-    return [BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")]
+    Chosen by measurement on full-scale counts: 1.6x faster to encode than zstd-3 on
+    time-major chunks and 12 % smaller; plain zstd is 1.4x larger and slower.
+    """
+    from zarr.codecs import BloscCodec, TransposeCodec
+
+    return {"filters": [TransposeCodec(order=(1, 0))],
+            "compressors": [BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")]}
 
 
 def write_counts(spikes: SpikeTrains, store: str | Path, grid: Grid, *, chunks: tuple[int, int] = COUNTS_CHUNKS,
@@ -305,36 +343,49 @@ def write_counts(spikes: SpikeTrains, store: str | Path, grid: Grid, *, chunks: 
     dict
         ``dtype``, ``shape``, ``max_count``, ``total`` (sum of counts), ``chunks``.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import zarr
 
     n_bins, n_units = grid.n_bins, spikes.n_units
-    max_count = max_bin_count(spikes, grid)
-    dtype = count_dtype(max_count)
+    dtype = counts_dtype(spikes, grid)
     tc, uc = min(chunks[0], max(n_bins, 1)), min(chunks[1], max(n_units, 1))
     root = zarr.open_group(str(store), mode="w-", zarr_format=3, attributes=_attrs(grid))
-    counts = root.create_array("counts", shape=(n_bins, n_units), dtype=dtype, chunks=(tc, uc),
-                               compressors=_compressors(), fill_value=0, dimension_names=("time", "unit_id"),
+    counts = root.create_array("counts", shape=(n_bins, n_units), dtype=dtype, chunks=(tc, uc), **_codecs(),
+                               fill_value=0, dimension_names=("time", "unit_id"),
                                attributes={"long_name": "exact spike counts per bin"})
     rates = None
     if rates_kernel is not None:
-        rates = root.create_array("rates", shape=(n_bins, n_units), dtype="float32", chunks=(tc, uc),
-                                  compressors=_compressors(), fill_value=0.0, dimension_names=("time", "unit_id"),
+        rates = root.create_array("rates", shape=(n_bins, n_units), dtype="float32", chunks=(tc, uc), **_codecs(),
+                                  fill_value=0.0, dimension_names=("time", "unit_id"),
                                   attributes={"units": "Hz", **_attrs(grid, rates_kernel)})
     root.create_array("time", data=grid.edges(), chunks=(max(n_bins, 1),), dimension_names=("time",),
                       attributes={"units": "s", "long_name": "bin left edge"})
     root.create_array("unit_id", data=spikes.unit_ids.astype(np.int64), dimension_names=("unit_id",))
-    total = 0
-    block = np.zeros((n_bins, uc), dtype=dtype)
-    for a, b in _unit_blocks(spikes, uc):
-        view = block[:, : b - a]
-        view.fill(0)
-        fill_counts(spikes, grid, a, b, view)
-        total += int(view.sum(dtype=np.int64))
+    total = max_count = 0
+    buffers = [np.zeros((n_bins, uc), dtype=dtype) for _ in range(2)]
+
+    def store_block(view: np.ndarray, a: int, b: int) -> None:
         counts[:, a:b] = view
         if rates is not None:
             rates[:, a:b] = smooth_counts(view, rates_kernel, grid.bin_size)
         if progress:
             progress(b - a)
+
+    # Double buffering: a thread stores block k while this one fills block k + 1
+    # (blosc and numpy release the GIL).
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for k, (a, b) in enumerate(_unit_blocks(spikes, uc)):
+            view = buffers[k % 2][:, : b - a]
+            view.fill(0)
+            block_max, block_total = fill_counts(spikes, grid, a, b, view)
+            max_count, total = max(max_count, block_max), total + block_total
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(store_block, view, a, b)
+        if pending is not None:
+            pending.result()
     _consolidate(store)
     return {"dtype": str(dtype), "shape": [n_bins, n_units], "max_count": max_count, "total": total,
             "chunks": [tc, uc]}
@@ -372,7 +423,8 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *,
         A ``binned.zarr`` folder written by :func:`write_counts`.
     kernel : Kernel, optional
     chunks : (time, unit), optional
-        Dask chunks of the result (default: 5 time chunks of the store × its unit chunk).
+        Dask chunks of the result (default: the store's chunks, so a window computes
+        only the chunks it touches).
     """
     import dask.array as da
     import zarr
@@ -384,7 +436,7 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *,
     grid = Grid(float(attrs["bin_size_s"]), float(attrs["t_start"]), float(attrs["t_stop"]))
     n_bins, n_units = counts.shape
     ctc, cuc = counts.chunks
-    tc, uc = chunks or (5 * ctc, cuc)
+    tc, uc = chunks or (ctc, cuc)
     path = str(Path(store) / "counts")
     h = kernel.half
 

@@ -1,0 +1,52 @@
+"""A full session: `spikeprep export` vs the notebook's loop body (_read_activity,
+get_firing_rates, four to_pickle), same file, same run (issue 4).
+Goals: wall ratio <= 0.5, peak <= 2 GB, output <= 1/4 of the notebook's bytes.
+Run: python benchmarks/export.py
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from common import DATA, ROOT, dir_size, full_scale_session, measure, ratio
+
+NOTEBOOK = """
+import sys
+sys.path.insert(0, {tests!r})
+import pandas as pd
+from notebook_reference import _read_activity, get_firing_rates
+units, spike_times, running, stimulus = _read_activity({path!r})
+fr = get_firing_rates(spike_times)
+units.to_pickle({out!r} + "/units.pkl")
+running.to_pickle({out!r} + "/running.pkl")
+stimulus.to_pickle({out!r} + "/stimulus.pkl")
+pd.DataFrame(fr.T).to_pickle({out!r} + "/fr.pkl")
+"""
+OURS = """
+from spikeprep.pipeline import export_file
+r = export_file({path!r}, {out!r})
+assert r.ok, r.message
+RESULT = r.n_spikes
+"""
+
+
+def main() -> None:
+    path = str(full_scale_session())
+    nb_out, sp_out = DATA / "export_notebook", DATA / "export_spikeprep"
+    for d in (nb_out, sp_out):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+    print("export on", path)
+    nb = measure(NOTEBOOK.format(path=path, out=str(nb_out), tests=str(ROOT / "tests")), "notebook loop body")
+    sp = measure(OURS.format(path=path, out=str(sp_out)), "spikeprep export (+ every spike time)")
+    nb_bytes, sp_bytes = dir_size(nb_out), dir_size(sp_out)
+    print(f"\nwall    spikeprep / notebook = {ratio(sp['seconds'], nb['seconds'])}  (goal <= 0.5, aim 0.2)")
+    print(f"peak    notebook {nb['peak_bytes'] / 2**30:.2f} GiB, spikeprep {sp['peak_bytes'] / 2**30:.2f} GiB (goal <= 2 GB)")
+    print(f"written notebook {nb_bytes / 1e9:.2f} GB, spikeprep {sp_bytes / 1e9:.2f} GB "
+          f"= 1/{nb_bytes / sp_bytes:.1f} (goal <= 1/4), holding {sp['value']:,} spike times")
+    for d in (nb_out, sp_out):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

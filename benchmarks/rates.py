@@ -1,0 +1,87 @@
+"""Firing rates at full scale: the notebook's get_firing_rates + pickle vs spikeprep's
+Zarr counts store and lazy rates (issue 3). Run: python benchmarks/rates.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+from common import DATA, ROOT, dir_size, full_scale_session, measure, ratio
+
+NOTEBOOK = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import numpy as np, pandas as pd
+from spikeprep.nwb import read_session
+trains = read_session({path!r}).spikes.to_dict()
+t = time.perf_counter()
+from notebook_reference import get_firing_rates
+fr = get_firing_rates(trains)
+pd.DataFrame(fr.T).to_pickle({pkl!r})
+RESULT = time.perf_counter() - t
+"""
+WRITE = """
+import time
+from spikeprep.nwb import read_session
+from spikeprep.rates import make_grid, write_counts
+s = read_session({path!r})
+t = time.perf_counter()
+write_counts(s.spikes, {store!r}, make_grid(s.spikes))
+RESULT = time.perf_counter() - t
+"""
+WINDOW = """
+import time
+from spikeprep.rates import lazy_rates
+r = lazy_rates({store!r})
+t = time.perf_counter()
+w = r.sel(time=slice(3000, 3600)).values
+RESULT = [time.perf_counter() - t, list(w.shape)]
+"""
+UNIT = """
+import time
+from spikeprep.rates import lazy_rates
+r = lazy_rates({store!r})
+t = time.perf_counter()
+w = r.isel(unit_id=1400).values
+RESULT = [time.perf_counter() - t, list(w.shape)]
+"""
+PYNAPPLE = """
+import time, numpy as np, pynapple as nap
+from spikeprep.nwb import read_session
+s = read_session({path!r})
+t = time.perf_counter()
+ts = nap.TsGroup({{int(u): nap.Ts(s.spikes[i]) for i, u in enumerate(s.spikes.unit_ids)}})
+c = ts.count(0.005)
+r = c.smooth(std=0.00707, size_factor=5)
+RESULT = time.perf_counter() - t
+"""
+
+
+def main() -> None:
+    path = str(full_scale_session())
+    work = DATA / "rates_bench"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    pkl, store = str(work / "fr.pkl"), str(work / "binned.zarr")
+    tests = str(ROOT / "tests")
+    print("firing rates on", path)
+    a = measure(NOTEBOOK.format(path=path, pkl=pkl, tests=tests), "(a) notebook get_firing_rates + to_pickle")
+    b = measure(WRITE.format(path=path, store=store), "(b) spikeprep write_counts -> binned.zarr")
+    c1 = measure(WINDOW.format(store=store), "(c) open_rates: 600 s window, all units")
+    c2 = measure(UNIT.format(store=store), "(c) open_rates: one unit, whole session")
+    pk, st = dir_size(work / "fr.pkl"), dir_size(work / "binned.zarr")
+    print(f"\n(a) notebook step {a['value']:.1f} s (after reading), peak {a['peak_bytes'] / 2**30:.2f} GiB, pickle {pk / 1e9:.2f} GB")
+    print(f"(b) counts store  {b['value']:.1f} s (after reading), peak {b['peak_bytes'] / 2**30:.2f} GiB, store  {st / 1e9:.3f} GB")
+    print(f"    speed-up (a)/(b) = {ratio(a['value'], b['value'])} (goal >= 5x); store/pickle = 1/{pk / st:.0f} (goal <= 1/20)")
+    print(f"(c) 600 s window of all units: {c1['value'][0]:.2f} s (goal < 2 s); one unit's whole trace: {c2['value'][0]:.2f} s")
+    if importlib.util.find_spec("pynapple"):
+        d = measure(PYNAPPLE.format(path=path), "(d) pynapple count + smooth")
+        print(f"(d) pynapple {d['value']:.1f} s; spikeprep (b) is {ratio(d['value'], b['value'])} faster")
+    else:
+        print("(d) pynapple not installed: skipped")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

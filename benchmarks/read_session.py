@@ -1,0 +1,38 @@
+"""Read a full-scale session: spikeprep.read_session vs reading units/spike_times alone.
+
+Goal (issue 2): within 1.5x the raw read's time, peak memory within 1.5x the spike
+times' size. Run: python benchmarks/read_session.py
+"""
+
+from __future__ import annotations
+
+from common import full_scale_session, measure, ratio
+
+RAW = """
+import h5py, numpy as np
+with h5py.File({path!r}, "r") as f:
+    ds = f["units/spike_times"]
+    t = np.empty(ds.shape, ds.dtype)
+    ds.read_direct(t)
+RESULT = t.nbytes
+"""
+BASELINE = "import numpy, pandas, h5py, spikeprep.nwb\nRESULT = 0"
+OURS = "from spikeprep.nwb import read_session\ns = read_session({path!r})\nRESULT = s.spikes.times.nbytes"
+
+
+def main() -> None:
+    path = str(full_scale_session())
+    print("read_session on", path)
+    base = measure(BASELINE, "interpreter + imports (baseline)")
+    measure(RAW.format(path=path), "(warm-up: file into the page cache)")
+    raw = measure(RAW.format(path=path), "h5py: units/spike_times only")
+    ours = measure(OURS.format(path=path), "spikeprep.read_session (everything)")
+    size = raw["value"]
+    print(f"\nspike times: {size / 2**30:.2f} GiB")
+    print(f"time   read_session / raw read      = {ratio(ours['seconds'], raw['seconds'])}  (goal <= 1.5x)")
+    print(f"memory read_session peak / spikes   = {ratio(ours['peak_bytes'], size)}  (goal <= 1.5x); "
+          f"above the import baseline: {ratio(ours['peak_bytes'] - base['peak_bytes'], size)}")
+
+
+if __name__ == "__main__":
+    main()
