@@ -423,8 +423,9 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *,
         A ``binned.zarr`` folder written by :func:`write_counts`.
     kernel : Kernel, optional
     chunks : (time, unit), optional
-        Dask chunks of the result (default: the store's chunks, so a window computes
-        only the chunks it touches).
+        Dask chunks of the result (default: 5 store chunks in time × the store's unit
+        chunk; measured faster than store-aligned chunks, whose halos decode
+        neighbouring chunks again).
     """
     import dask.array as da
     import zarr
@@ -436,7 +437,7 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *,
     grid = Grid(float(attrs["bin_size_s"]), float(attrs["t_start"]), float(attrs["t_stop"]))
     n_bins, n_units = counts.shape
     ctc, cuc = counts.chunks
-    tc, uc = chunks or (ctc, cuc)
+    tc, uc = chunks or (5 * ctc, cuc)
     path = str(Path(store) / "counts")
     h = kernel.half
 
