@@ -175,3 +175,15 @@ def test_store_widens_the_type_when_a_bin_overflows_uint8(tmp_path: Path) -> Non
     c = xr.open_zarr(tmp_path / "b.zarr")["counts"]
     assert info["dtype"] == "uint16" and info["max_count"] == 300 and info["total"] == 302
     assert c.dtype == np.uint16 and int(c[0, 0]) == 300 and int(c.sum()) == 302
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_coarser_bins_at_read_time(store, factor: int) -> None:
+    path, s, _ = store
+    lazy = lazy_rates(path, bin_size=0.005 * factor, chunks=(3000, 16))
+    assert lazy.attrs["bin_size_s"] == pytest.approx(0.005 * factor)
+    direct = firing_rates(s.spikes, bin_size=0.005 * factor, t_stop=float(lazy.attrs["t_stop"]))
+    assert direct.shape == lazy.shape
+    np.testing.assert_array_equal(lazy.values, direct.values)
+    with pytest.raises(ValueError, match="multiple"):
+        lazy_rates(path, bin_size=0.0075)

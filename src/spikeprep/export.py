@@ -277,8 +277,8 @@ def open_counts(out: str | Path, session_id: int) -> "xr.Dataset":
 
 
 def open_rates(out: str | Path, session_id: int, *, sigma_bins: float = DEFAULT_SIGMA_BINS,
-               taps: int = DEFAULT_TAPS, sigma_ms: float | None = None, edge_correction: bool = False,
-               chunks: tuple[int, int] | None = None) -> "xr.DataArray":
+               taps: int = DEFAULT_TAPS, sigma_ms: float | None = None, bin_size: float | None = None,
+               edge_correction: bool = False, chunks: tuple[int, int] | None = None) -> "xr.DataArray":
     """Smoothed firing rates (Hz), lazy float32 ``xarray.DataArray`` (``time`` × ``unit_id``).
 
     Computed from the exact counts chunk by chunk, so any kernel can be chosen here and
@@ -289,19 +289,26 @@ def open_rates(out: str | Path, session_id: int, *, sigma_bins: float = DEFAULT_
     out : path
     session_id : int
     sigma_bins, taps : float, int
-        The Gaussian (default: the notebook's, σ = √2 bins, 11 taps).
+        The Gaussian in bins of the result (default: the notebook's, σ = √2 bins, 11 taps).
     sigma_ms : float, optional
         σ in milliseconds instead of bins.
+    bin_size : float, optional
+        A coarser bin (s), an integer multiple of the stored 5 ms.
     edge_correction : bool
         Divide by the kernel mass inside the grid near its ends.
     chunks : (time, unit), optional
         Dask chunks of the result.
+
+    Examples
+    --------
+    >>> rates = spikeprep.open_rates("OUT", 715093703)
+    >>> window = rates.sel(time=slice(3000, 3600)).values   # reads only those chunks
     """
     store = _require(out, session_id, "binned.zarr")
-    bin_size = float(json.loads((store / "zarr.json").read_text())["attributes"]["bin_size_s"])
+    stored = float(json.loads((store / "zarr.json").read_text())["attributes"]["bin_size_s"])
     kernel = Kernel.make(sigma_bins=None if sigma_ms is not None else sigma_bins, sigma_ms=sigma_ms, taps=taps,
-                         bin_size=bin_size, edge_correction=edge_correction)
-    return lazy_rates(store, kernel, chunks=chunks)
+                         bin_size=bin_size or stored, edge_correction=edge_correction)
+    return lazy_rates(store, kernel, bin_size=bin_size, chunks=chunks)
 
 
 def exported_sessions(out: str | Path) -> list[int]:

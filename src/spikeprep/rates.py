@@ -409,7 +409,7 @@ def _open_counts(path: str) -> Any:
     return zarr.open_array(path, mode="r")
 
 
-def lazy_rates(store: str | Path, kernel: Kernel | None = None, *,
+def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: float | None = None,
                chunks: tuple[int, int] | None = None) -> "xr.DataArray":
     """Lazy float32 firing rates (Hz) computed from the ``counts`` of a store.
 
@@ -422,6 +422,10 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *,
     store : path
         A ``binned.zarr`` folder written by :func:`write_counts`.
     kernel : Kernel, optional
+        In bins of the result.
+    bin_size : float, optional
+        A coarser bin (an integer multiple of the stored one): counts are summed over
+        consecutive bins first; an incomplete last bin is dropped.
     chunks : (time, unit), optional
         Dask chunks of the result (default: 5 store chunks in time × the store's unit
         chunk; measured faster than store-aligned chunks, whose halos decode
@@ -434,26 +438,32 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *,
     root = zarr.open_group(str(store), mode="r")
     counts = root["counts"]
     attrs = dict(root.attrs)
-    grid = Grid(float(attrs["bin_size_s"]), float(attrs["t_start"]), float(attrs["t_stop"]))
-    n_bins, n_units = counts.shape
+    stored = Grid(float(attrs["bin_size_s"]), float(attrs["t_start"]), float(attrs["t_stop"]))
+    factor = 1 if bin_size is None else int(round(bin_size / stored.bin_size))
+    if factor < 1 or abs(factor * stored.bin_size - (bin_size or stored.bin_size)) > 1e-9:
+        raise ValueError(f"bin_size {bin_size} is not a multiple of the stored {stored.bin_size} s")
+    n_bins, n_units = counts.shape[0] // factor, counts.shape[1]
+    grid = Grid(stored.bin_size * factor, stored.t_start, stored.t_start + n_bins * stored.bin_size * factor)
     ctc, cuc = counts.chunks
-    tc, uc = chunks or (5 * ctc, cuc)
+    tc, uc = chunks or (max(1, 5 * ctc // factor), cuc)
     path = str(Path(store) / "counts")
     h = kernel.half
+    plain = Kernel(kernel.sigma_bins, kernel.taps, False)
 
     def block(block_info: dict | None = None) -> np.ndarray:
         (t0, t1), (u0, u1) = block_info[None]["array-location"]
         a, b = max(0, t0 - h), min(n_bins, t1 + h)
-        x = _open_counts(path)[a:b, u0:u1]
-        y = smooth_counts(x, Kernel(kernel.sigma_bins, kernel.taps, False), grid.bin_size)[t0 - a : t0 - a + (t1 - t0)]
-        factor = _edge_factor(kernel, t0, t1, n_bins)
-        if factor is not None:
-            y *= factor.astype(np.float32)[:, None]
+        x = _open_counts(path)[a * factor : b * factor, u0:u1]
+        if factor > 1:
+            x = x.reshape(b - a, factor, u1 - u0).sum(axis=1, dtype=np.uint32)
+        y = smooth_counts(x, plain, grid.bin_size)[t0 - a : t0 - a + (t1 - t0)]
+        edge = _edge_factor(kernel, t0, t1, n_bins)
+        if edge is not None:
+            y *= edge.astype(np.float32)[:, None]
         return y
 
     tchunks = tuple(min(tc, n_bins - s) for s in range(0, n_bins, tc)) or (0,)
     uchunks = tuple(min(uc, n_units - s) for s in range(0, n_units, uc)) or (0,)
-    data = da.map_blocks(block, dtype=np.float32, chunks=(tchunks, uchunks),
-                         meta=np.empty((0, 0), np.float32), name=f"rates-{Path(store).resolve()}-{kernel}")
-    unit_ids = root["unit_id"][:]
-    return _as_dataarray(data, grid, unit_ids, "rates", _attrs(grid, kernel, units="Hz"))
+    data = da.map_blocks(block, dtype=np.float32, chunks=(tchunks, uchunks), meta=np.empty((0, 0), np.float32),
+                         name=f"rates-{Path(store).resolve()}-{kernel}-{factor}")
+    return _as_dataarray(data, grid, root["unit_id"][:], "rates", _attrs(grid, kernel, units="Hz"))
