@@ -216,3 +216,31 @@ def test_qc_outputs(exported) -> None:
 
     img = mpimg.imread(out / "qc" / "isi_violations.png")
     assert img.shape[0] > 300 and img.shape[1] > 800
+
+
+def test_qc_figure_axes(exported) -> None:
+    from spikeprep.plots import build_isi_figure
+
+    out, _ = exported
+    per_unit = pd.read_parquet(out / "qc" / "isi_violations.parquet") if (out / "qc").exists() else None
+    if per_unit is None:
+        run_qc(out, echo=lambda line: None)
+        per_unit = pd.read_parquet(out / "qc" / "isi_violations.parquet")
+    summary = pd.read_csv(out / "qc" / "isi_summary.csv")
+    fig = build_isi_figure(per_unit, summary)
+    hist, layers = fig.axes
+    assert "session mean" in hist.get_xlabel() and hist.get_ylabel() == "sessions"
+    assert len(hist.lines) == 1 and hist.lines[0].get_xdata()[0] == pytest.approx(summary["mean_pct"].mean())
+    assert [t.get_text() for t in layers.get_xticklabels()] == ["L1", "L2/3", "L4", "L5", "L6"]
+    assert "per unit" in layers.get_ylabel()
+
+
+def test_existing_scheduler(tmp_path: Path, synth_dir: Path) -> None:
+    from dask.distributed import LocalCluster
+
+    files = [write_session(synth_dir / f"sched_{k}.nwb", SynthSpec(n_units=30, duration=40.0, n_probes=1, seed=40 + k))
+             for k in range(2)]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        results = export_many(files, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    assert [r.status for r in results] == ["exported", "exported"]
+    assert verify_out(tmp_path) == ([], 2)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .layers import LAYER_NAMES
 
-__all__ = ["isi_figure", "session_figure"]
+__all__ = ["isi_figure", "build_isi_figure", "session_figure"]
 
 
 def _pyplot():
@@ -22,6 +22,14 @@ def _pyplot():
 
 
 def isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, path: str | Path, *, threshold_ms: float = 5.0) -> Path:
+    """Save :func:`build_isi_figure` as a PNG at ``path``."""
+    fig = build_isi_figure(per_unit, summary, threshold_ms=threshold_ms)
+    fig.savefig(path, dpi=110, format="png")
+    _pyplot().close(fig)
+    return Path(path)
+
+
+def build_isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, *, threshold_ms: float = 5.0):
     """Histogram of session means (with their mean) and per-unit distributions by layer.
 
     Parameters
@@ -30,8 +38,10 @@ def isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, path: str | Path, 
         ``session_id``, ``layer``, ``isi_5ms_pct``, ``selected``.
     summary : DataFrame
         ``session_id``, ``mean_pct``.
-    path : path
-        The PNG to write.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -55,9 +65,7 @@ def isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, path: str | Path, 
     ax2.set_xlabel("cortical layer")
     ax2.set_ylabel(f"% of ISIs < {threshold_ms:g} ms (per unit)")
     ax2.set_title(f"selected units by layer (n = {len(sel)})")
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def session_figure(spikes: dict[int, np.ndarray], rates: pd.DataFrame, running: pd.DataFrame,
