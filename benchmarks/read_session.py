@@ -9,15 +9,22 @@ from __future__ import annotations
 from common import full_scale_session, measure, ratio
 
 RAW = """
-import h5py, numpy as np
+import time, h5py, numpy as np
+t0 = time.perf_counter()
 with h5py.File({path!r}, "r") as f:
     ds = f["units/spike_times"]
     t = np.empty(ds.shape, ds.dtype)
     ds.read_direct(t)
-RESULT = t.nbytes
+RESULT = [time.perf_counter() - t0, t.nbytes]
 """
 BASELINE = "import numpy, pandas, h5py, spikeprep.nwb\nRESULT = 0"
-OURS = "from spikeprep.nwb import read_session\ns = read_session({path!r})\nRESULT = s.spikes.times.nbytes"
+OURS = """
+import time
+from spikeprep.nwb import read_session
+t0 = time.perf_counter()
+s = read_session({path!r})
+RESULT = [time.perf_counter() - t0, s.spikes.times.nbytes]
+"""
 
 
 def main() -> None:
@@ -27,9 +34,10 @@ def main() -> None:
     measure(RAW.format(path=path), "(warm-up: file into the page cache)")
     raw = measure(RAW.format(path=path), "h5py: units/spike_times only")
     ours = measure(OURS.format(path=path), "spikeprep.read_session (everything)")
-    size = raw["value"]
-    print(f"\nspike times: {size / 2**30:.2f} GiB")
-    print(f"time   read_session / raw read      = {ratio(ours['seconds'], raw['seconds'])}  (goal <= 1.5x)")
+    size = raw["value"][1]
+    print(f"\nspike times: {size / 2**30:.2f} GiB (reads timed after the imports)")
+    print(f"time   read_session {ours['value'][0]:.2f} s / raw read {raw['value'][0]:.2f} s = "
+          f"{ratio(ours['value'][0], raw['value'][0])}  (goal <= 1.5x)")
     print(f"memory read_session peak / spikes   = {ratio(ours['peak_bytes'], size)}  (goal <= 1.5x); "
           f"above the import baseline: {ratio(ours['peak_bytes'] - base['peak_bytes'], size)}")
 

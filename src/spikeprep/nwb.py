@@ -313,23 +313,30 @@ def _read_spikes(f: h5py.File, path: Path, ids: np.ndarray, index: np.ndarray, n
 
 def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, path: Path,
                     notes: list[str]) -> SpikeTrains:
-    """Reject NaN; sort unsorted units and drop negative times, with a warning."""
+    """Reject NaN/inf; sort unsorted units and drop negative times, with a warning.
+
+    One pass in chunks: min/max reductions catch NaN, ±inf and negatives; one
+    comparison into a reused buffer (unit boundaries masked) finds unsorted units.
+    """
     n = len(times)
-    starts = np.zeros(n, dtype=bool)  # True where a unit's train starts (no diff across units)
-    starts[offsets[:-1][offsets[:-1] < n]] = True
+    boundaries = offsets[1:-1]  # first spike of each unit after the first
     any_negative = False
     unsorted_units: set[int] = set()
+    dec = np.empty(min(n, _CHUNK), dtype=bool)
     for a in range(0, n, _CHUNK):
         b = min(n, a + _CHUNK)
-        chunk = times[a:b]
-        if np.isnan(chunk).any() or np.isinf(chunk).any():
+        lo, hi = times[a:b].min(), times[a:b].max()
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             raise NWBFormatError(path, "units/spike_times holds NaN or infinite spike times")
-        any_negative |= bool((chunk < 0).any())
-        lo = max(a, 1)
-        dec = (times[lo:b] < times[lo - 1 : b - 1]) & ~starts[lo:b]
-        if dec.any():
-            pos = lo + np.flatnonzero(dec)
-            unsorted_units.update(np.searchsorted(offsets, pos, side="right") - 1)
+        any_negative |= bool(lo < 0)
+        s = max(a, 1)
+        d = dec[: b - s]
+        np.less(times[s:b], times[s - 1 : b - 1], out=d)
+        inside = boundaries[(boundaries >= s) & (boundaries < b)]
+        d[inside - s] = False  # a new unit may start lower than the last one ended
+        if d.any():
+            pos = s + np.flatnonzero(d)
+            unsorted_units.update((np.searchsorted(offsets, pos, side="right") - 1).tolist())
     if unsorted_units:
         for u in sorted(unsorted_units):
             times[offsets[u] : offsets[u + 1]].sort()
