@@ -21,6 +21,7 @@ class Bucket:
         self.faults: dict[str, deque[str]] = defaultdict(deque)
         self.sent: dict[str, int] = defaultdict(int)
         self.requests: list[tuple[str, str, str]] = []
+        self.body_bytes: list[tuple[str, int]] = []  # (Range header, bytes sent) per GET
         self.stall_seconds = stall_seconds
         self.throttle = throttle  # seconds per 64 KiB, to make transfers slow enough to kill
         self.lock = threading.Lock()
@@ -77,25 +78,29 @@ class Bucket:
                 if fault == "cut":
                     body = body[: len(body) // 2]
                 elif fault == "stall":
-                    self._send(body[: len(body) // 3], f)
+                    self._send(body[: len(body) // 3], rng)
                     time.sleep(bucket.stall_seconds)
                     self.close_connection = True
                     return
-                self._send(body, f)
+                self._send(body, rng)
                 if fault in ("cut", "short"):
                     self.close_connection = True
 
-            def _send(self, body: bytes, f: Path) -> None:
+            def _send(self, body: bytes, rng: str) -> None:
                 step = 1 << 16
+                sent = 0
                 try:
                     for i in range(0, len(body), step):
                         self.wfile.write(body[i : i + step])
+                        sent += len(body[i : i + step])
                         with bucket.lock:
                             bucket.sent[self.path] += len(body[i : i + step])
                         if bucket.throttle:
                             time.sleep(bucket.throttle)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                with bucket.lock:
+                    bucket.body_bytes.append((rng, sent))
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
