@@ -31,9 +31,13 @@ def main() -> None:
     path = str(full_scale_session())
     print("read_session on", path)
     base = measure(BASELINE, "interpreter + imports (baseline)")
-    measure(RAW.format(path=path), "(warm-up: file into the page cache)")
-    raw = measure(RAW.format(path=path), "h5py: units/spike_times only")
-    ours = measure(OURS.format(path=path), "spikeprep.read_session (everything)")
+    # This VM reclaims page cache on its own (DAMON): interleave 3 runs of each, keep the best.
+    raws, ours_runs = [], []
+    for k in range(3):
+        raws.append(measure(RAW.format(path=path), f"h5py: units/spike_times only (run {k + 1})"))
+        ours_runs.append(measure(OURS.format(path=path), f"spikeprep.read_session, everything (run {k + 1})"))
+    raw = min(raws, key=lambda r: r["value"][0])
+    ours = min(ours_runs, key=lambda r: r["value"][0])
     size = raw["value"][1]
     print(f"\nspike times: {size / 2**30:.2f} GiB (reads timed after the imports)")
     print(f"time   read_session {ours['value'][0]:.2f} s / raw read {raw['value'][0]:.2f} s = "

@@ -400,15 +400,15 @@ def _unify_parameter(values: pd.Series) -> pd.Series:
     use "N/A" for missing. A column whose values all read as numbers becomes float,
     otherwise every value becomes a string (missing stays null).
     """
-    if values.dtype != object:
+    if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
         return values
-    def missing(v: Any) -> bool:
-        return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v in _MISSING_STRINGS)
-    clean = values.map(lambda v: None if missing(v) else v)
-    numeric = pd.to_numeric(clean, errors="coerce")
-    if (numeric.notna() | clean.isna()).all():
+    missing = values.isna() | values.isin(list(_MISSING_STRINGS))
+    numeric = pd.to_numeric(values.where(~missing), errors="coerce")
+    if (numeric.notna() | missing).all():
         return numeric.astype(float)
-    return clean.map(lambda v: None if v is None else (repr(v) if isinstance(v, float) else str(v))).astype(object)
+    text = values.astype(str).astype(object)  # str(0.04) == "0.04", as the files write it
+    text[missing.to_numpy()] = None
+    return text
 
 
 def _read_stimulus(f: h5py.File, path: Path, invalid: pd.DataFrame) -> pd.DataFrame:
