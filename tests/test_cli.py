@@ -70,3 +70,12 @@ def test_help_is_fast() -> None:
     t = time.perf_counter()
     assert run("--help").returncode == 0
     assert time.perf_counter() - t < 5  # generous for CI; ~0.1 s locally (heavy imports are lazy)
+
+
+def test_every_public_name_resolves() -> None:
+    import spikeprep
+
+    for name in spikeprep.__all__:
+        assert getattr(spikeprep, name) is not None, name
+    with pytest.raises(AttributeError):
+        spikeprep.no_such_name  # noqa: B018
