@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +45,7 @@ def full_scale_session() -> Path:
     if not path.exists():
         print(f"generating {path} ({FULL}) ...", flush=True)
         code = (f"from spikeprep.synthetic import write_session; write_session({str(path)!r}, **{FULL!r})")
-        r = measure(code, "synthetic.write_session (full scale)")
+        measure(code, "synthetic.write_session (full scale)")
         print(f"  file {path.stat().st_size / 1e9:.2f} GB", flush=True)
     return path
 

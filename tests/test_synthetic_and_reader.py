@@ -12,7 +12,7 @@ import pytest
 
 from spikeprep.errors import NWBFormatError
 from spikeprep.nwb import read_session
-from spikeprep.synthetic import VISUAL_AREAS, SynthSpec, write_session
+from spikeprep.synthetic import VISUAL_AREAS, write_session
 
 
 def test_layouts_read_to_the_same_session(layout_files: dict[str, Path]) -> None:

@@ -88,7 +88,7 @@ def session_figure(spikes: dict[int, np.ndarray], rates: pd.DataFrame, running: 
     fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True, constrained_layout=True,
                              gridspec_kw={"height_ratios": [2, 2, 1]})
     a, b = window
-    for row, (uid, t) in enumerate(spikes.items()):
+    for row, t in enumerate(spikes.values()):
         t = t[(t >= a) & (t < b)]
         axes[0].vlines(t, row + 0.6, row + 1.4, color=f"C{row % 10}", lw=0.8)
     axes[0].set_yticks(range(1, len(spikes) + 1), [str(u) for u in spikes])

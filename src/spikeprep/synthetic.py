@@ -438,7 +438,7 @@ def _add_row(tab: dict[str, list], start: float, stop: float, name: str, block: 
     n_before = len(tab.get("start_time", []))
     for k, v in row.items():
         tab.setdefault(k, [None] * n_before).append(v)
-    for k, col in tab.items():
+    for col in tab.values():
         if len(col) < n_before + 1:
             col.append(None)
 
