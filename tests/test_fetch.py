@@ -193,3 +193,26 @@ def test_run_downloads_exports_and_skips(bucket: Bucket, tmp_path: Path) -> None
     assert [r.status for r in again] == ["skipped", "skipped"]
     bad = run_sessions([123], cache, out, base_url=bucket.url, progress=False)
     assert bad[0].status == "failed" and "404" in bad[0].message
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spikeprep.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_sessions_download_run(bucket: Bucket, tmp_path: Path) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    r = _cli("sessions", "--base-url", bucket.url, "--cache", str(cache), "--csv")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].startswith("id,") and str(SID) in r.stdout
+    r = _cli("sessions", "--cache", str(cache), "--offline", "--where", f"index == {SID}", "--json")
+    assert r.returncode == 0 and f'"id":{SID}' in r.stdout.replace(" ", "")
+    r = _cli("download", str(SID), "--cache", str(cache), "--base-url", bucket.url, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert session_nwb_path(cache, SID).exists() and not list(cache.rglob("*.part"))
+    r = _cli("run", "--all", "--cache", str(cache), "--out", str(out), "--base-url", bucket.url, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "2 of 2 sessions ready" in r.stdout and (out / "qc" / "isi_summary.csv").exists()
+    r = _cli("run", "999", "--cache", str(cache), "--out", str(out), "--base-url", bucket.url, "--quiet")
+    assert r.returncode == 1
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "404" in err[0] and "session_999" in err[0]
