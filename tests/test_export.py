@@ -208,7 +208,7 @@ def test_qc_outputs(exported) -> None:
     assert (out / "qc" / "isi_violations.parquet").exists() and (out / "qc" / "isi_summary.csv").exists()
     per_unit = pd.read_parquet(out / "qc" / "isi_violations.parquet")
     assert list(per_unit.columns) == ["session_id", "unit_id", "region", "layer", "is_rs", "snr", "isi_5ms_pct",
-                                      "isi_violations", "isi_violations_recomputed", "selected"]
+                                      "isi_violations", "isi_violations_recomputed", "rp_contamination", "selected"]
     sel = per_unit[per_unit["selected"]]
     assert summary.loc[0, "mean_pct"] == pytest.approx(sel["isi_5ms_pct"].mean())
     assert summary.loc[0, "std_pct"] == pytest.approx(np.std(sel["isi_5ms_pct"]))

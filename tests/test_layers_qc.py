@@ -130,3 +130,16 @@ def test_session_summary_against_pandas() -> None:
         assert out.loc[sid, "mean_pct"] == pytest.approx(np.mean(g.isi_5ms_pct))
         assert out.loc[sid, "std_pct"] == pytest.approx(np.std(g.isi_5ms_pct))
         assert out.loc[sid, "n_units"] == len(g)
+
+
+def test_llobet_contamination_hand_computed() -> None:
+    # one unit: 1000 spikes over 100 s, 10 ISIs of 0.5 ms; t_r = 1.5 ms, min_isi 0
+    base = np.linspace(0.0, 100.0, 990)
+    t = np.sort(np.r_[base, base[50:950:90] + 0.0005])
+    m = isi_metrics(SpikeTrains.from_dict({1: t}), min_isi_ms=0.0)
+    n_v, n, duration, t_r = 10, 1000, 100.0, 0.0015
+    assert m.loc[1, "isi_violations_recomputed"] == pytest.approx(n_v * duration / (2 * n**2 * t_r))
+    assert m.loc[1, "rp_contamination"] == pytest.approx(1 - np.sqrt(1 - n_v * duration / (n**2 * t_r)))
+    from spikeprep.qc import llobet_contamination
+
+    assert np.isnan(llobet_contamination(np.array([0.6]))[0]) and llobet_contamination(np.array([0.0]))[0] == 0.0

@@ -35,9 +35,9 @@ FRONT_COLUMNS = ["unit_id", "probe_id", "probe_name", "peak_channel_id", "region
                  "probe_horizontal_position", "anterior_posterior_ccf_coordinate", "dorsal_ventral_ccf_coordinate",
                  "left_right_ccf_coordinate", "valid_data", "quality"]
 DERIVED_COLUMNS = ["n_spikes", "is_rs", "cortical_depth_um", "cortical_depth_norm", "layer", "isi_5ms_pct",
-                   "isi_violations_recomputed", "passes_allen_qc"]
+                   "isi_violations_recomputed", "rp_contamination", "passes_allen_qc"]
 QC_COLUMNS = ["session_id", "unit_id", "region", "layer", "is_rs", "snr", "isi_5ms_pct", "isi_violations",
-              "isi_violations_recomputed", "selected"]
+              "isi_violations_recomputed", "rp_contamination", "selected"]
 
 
 @dataclass
@@ -82,6 +82,7 @@ def annotate(session: Session, options: ExportOptions) -> Session:
         is_rs=is_rs(units["waveform_duration"]) if "waveform_duration" in units else False,
         isi_5ms_pct=metrics["isi_5ms_pct"].to_numpy(),
         isi_violations_recomputed=metrics["isi_violations_recomputed"].to_numpy(),
+        rp_contamination=metrics["rp_contamination"].to_numpy(),
     )
     units = add_layers(units, session.channels)
     units["passes_allen_qc"] = passes_allen_qc(units)
@@ -235,7 +236,8 @@ def qc_table(out: str | Path, session_id: int, *, select: str | None = None, thr
     units = open_units(out, session_id)
     metrics = isi_metrics(open_spike_trains(out, session_id), threshold_ms=threshold_ms)
     units = units.assign(isi_5ms_pct=metrics["isi_5ms_pct"].to_numpy(),
-                         isi_violations_recomputed=metrics["isi_violations_recomputed"].to_numpy())
+                         isi_violations_recomputed=metrics["isi_violations_recomputed"].to_numpy(),
+                         rp_contamination=metrics["rp_contamination"].to_numpy())
     selected = units.eval(select) if select else notebook_selection(units)
     df = units.reset_index().assign(session_id=session_id, selected=np.asarray(selected, dtype=bool))
     for c in QC_COLUMNS:

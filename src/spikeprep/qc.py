@@ -13,7 +13,7 @@ from .layers import VISUAL_AREAS
 from .session import SpikeTrains
 
 __all__ = ["isi_metrics", "is_rs", "passes_allen_qc", "notebook_selection", "session_summary",
-           "hill_isi_violations", "RS_THRESHOLD_MS", "HILL_MIN_ISI_MS"]
+           "hill_isi_violations", "llobet_contamination", "RS_THRESHOLD_MS", "HILL_MIN_ISI_MS"]
 
 RS_THRESHOLD_MS = 0.4
 HILL_MIN_ISI_MS = 0.166  # ecephys_spike_sorting default (5 samples at 30 kHz)
@@ -56,6 +56,18 @@ def hill_isi_violations(n_violations: np.ndarray, n_spikes: np.ndarray, duration
     return np.where(n > 0, ratio, np.nan)
 
 
+def llobet_contamination(hill_ratio: np.ndarray) -> np.ndarray:
+    """Llobet et al. (2022) contamination for random contaminant spikes.
+
+    ``C = 1 − sqrt(1 − n_v·T / (N²·t_r))`` = ``1 − sqrt(1 − 2·r)`` with ``r`` the Hill
+    ratio computed on the same ``n_v``, ``N``, ``T`` and ``t_r``. NaN where the root is
+    imaginary (more violations than random contamination can produce).
+    """
+    r = np.asarray(hill_ratio, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return 1.0 - np.sqrt(1.0 - 2.0 * r)
+
+
 def isi_metrics(spikes: SpikeTrains, *, threshold_ms: float = 5.0, hill_threshold_ms: float = 1.5,
                 min_isi_ms: float = HILL_MIN_ISI_MS) -> pd.DataFrame:
     """Per-unit ISI metrics.
@@ -75,7 +87,8 @@ def isi_metrics(spikes: SpikeTrains, *, threshold_ms: float = 5.0, hill_threshol
     Returns
     -------
     DataFrame
-        Indexed by ``unit_id``: ``n_spikes``, ``isi_5ms_pct``, ``isi_violations_recomputed``.
+        Indexed by ``unit_id``: ``n_spikes``, ``isi_5ms_pct``, ``isi_violations_recomputed``
+        and ``rp_contamination`` (Llobet et al. 2022, from the same counts).
     """
     n = spikes.n_spikes
     short, hill, kept = _isi_counts(spikes, threshold_ms / 1000.0, hill_threshold_ms / 1000.0, min_isi_ms / 1000.0)
@@ -89,7 +102,8 @@ def isi_metrics(spikes: SpikeTrains, *, threshold_ms: float = 5.0, hill_threshol
     else:
         duration = 0.0
     recomputed = hill_isi_violations(hill, kept, duration, hill_threshold_ms / 1000.0, min_isi_ms / 1000.0)
-    return pd.DataFrame({"n_spikes": n.astype(np.int64), "isi_5ms_pct": pct, "isi_violations_recomputed": recomputed},
+    return pd.DataFrame({"n_spikes": n.astype(np.int64), "isi_5ms_pct": pct, "isi_violations_recomputed": recomputed,
+                         "rp_contamination": llobet_contamination(recomputed)},
                         index=pd.Index(spikes.unit_ids, name="unit_id"))
 
 
