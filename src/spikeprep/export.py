@@ -28,7 +28,7 @@ from .session import Session, SpikeTrains
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["ExportOptions", "session_dir", "read_status", "is_complete", "write_outputs",
+__all__ = ["ExportOptions", "atomic_write", "session_dir", "read_status", "is_complete", "write_outputs",
            "open_units", "open_spike_times", "open_spike_trains", "open_stimulus", "open_running",
            "open_counts", "open_rates", "open_sessions", "exported_sessions", "TMP_PREFIX"]
 
@@ -105,6 +105,16 @@ def is_complete(out: str | Path, session_id: int, options: ExportOptions, source
 
 
 # ----------------------------------------------------------------------------- writing
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write`` on a temporary name beside ``path`` (same suffix), then rename it into place."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_table(df: pd.DataFrame, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

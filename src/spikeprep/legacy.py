@@ -8,12 +8,12 @@ rates above 255 Hz to small numbers.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .export import atomic_write
 from .rates import Kernel, fill_counts, make_grid, smooth_counts
 from .session import Session
 
@@ -65,12 +65,6 @@ def legacy_rates(session: Session, bin_size: float = 0.005, block: int = 64) -> 
     return pd.DataFrame(out, index=pd.Index(grid.edges(), name="time"), columns=pd.RangeIndex(spikes.n_units))
 
 
-def _pickle(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_pickle(tmp)
-    tmp.replace(path)
-
-
 def write_legacy(session: Session, out: str | Path) -> list[str]:
     """Write the four pickles under ``out/legacy`` (each atomically); return their names."""
     folder = Path(out) / "legacy"
@@ -80,6 +74,6 @@ def write_legacy(session: Session, out: str | Path) -> list[str]:
     for kind, make in (("units", legacy_units), ("running", legacy_running), ("stimulus", legacy_stimulus),
                        ("fr", legacy_rates)):
         path = folder / f"{kind}_{sid}.pkl"
-        _pickle(make(session), path)
+        atomic_write(path, make(session).to_pickle)
         names.append(str(path.relative_to(out)))
     return names

@@ -69,13 +69,7 @@ def read_session(path: str | Path) -> Session:
         inconsistent data. The message names the file and the problem.
     """
     path = Path(path)
-    if not path.exists():
-        raise NWBFormatError(path, "no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise NWBFormatError(path, f"not a readable HDF5 file (truncated or corrupt?): {str(exc).splitlines()[0]}") from exc
-    with f:
+    with _open_h5(path) as f:
         notes: list[str] = []
         with _problems(path, "layout"):
             layout = detect_layout(f)
@@ -111,11 +105,16 @@ def peek_session_id(path: str | Path) -> int:
         The file cannot be opened or names no session id.
     """
     path = Path(path)
+    with _open_h5(path) as f, _problems(path, "session id"):
+        return _session_id(f, path)
+
+
+def _open_h5(path: Path) -> h5py.File:
+    """Open a session file read-only; a missing or unreadable file is an NWBFormatError."""
     if not path.exists():
         raise NWBFormatError(path, "no such file")
     try:
-        with h5py.File(path, "r") as f, _problems(path, "session id"):
-            return _session_id(f, path)
+        return h5py.File(path, "r")
     except OSError as exc:
         raise NWBFormatError(path, f"not a readable HDF5 file (truncated or corrupt?): {str(exc).splitlines()[0]}") from exc
 

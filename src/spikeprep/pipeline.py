@@ -19,7 +19,7 @@ import pandas as pd
 
 from .catalog import CATALOG_FILES, build_session_table
 from .errors import DownloadError, SpikeprepError
-from .export import TMP_PREFIX, ExportOptions, exported_sessions, is_complete, open_spike_trains, open_units, write_outputs
+from .export import TMP_PREFIX, ExportOptions, atomic_write, exported_sessions, is_complete, open_spike_trains, open_units, write_outputs
 from .layers import add_layers
 from .legacy import write_legacy
 from .nwb import peek_session_id, read_session
@@ -76,14 +76,8 @@ def find_session_files(inputs: Iterable[str | Path]) -> list[Path]:
 def annotate(session: Session, options: ExportOptions) -> Session:
     """Add the derived unit columns; keep only the units matching ``options.units_query``."""
     units = session.units
-    metrics = isi_metrics(session.spikes, threshold_ms=options.isi_threshold_ms)
-    units = units.assign(
-        n_spikes=metrics["n_spikes"].to_numpy(),
-        is_rs=is_rs(units["waveform_duration"]) if "waveform_duration" in units else False,
-        isi_5ms_pct=metrics["isi_5ms_pct"].to_numpy(),
-        isi_violations_recomputed=metrics["isi_violations_recomputed"].to_numpy(),
-        rp_contamination=metrics["rp_contamination"].to_numpy(),
-    )
+    units = _with_isi(units, isi_metrics(session.spikes, threshold_ms=options.isi_threshold_ms))
+    units["is_rs"] = is_rs(units["waveform_duration"]) if "waveform_duration" in units else False
     units = add_layers(units, session.channels)
     units["passes_allen_qc"] = passes_allen_qc(units)
     spikes = session.spikes
@@ -101,6 +95,11 @@ def annotate(session: Session, options: ExportOptions) -> Session:
     flat = flat[front + [c for c in flat.columns if c not in front + tail] + tail]
     return Session(session.session_id, flat.set_index("unit_id"), spikes, session.channels, session.probes,
                    session.stimulus, session.running, session.invalid_times, dict(session.metadata))
+
+
+def _with_isi(units: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """``units`` with the columns of :func:`~spikeprep.qc.isi_metrics` (same unit order)."""
+    return units.assign(**{c: metrics[c].to_numpy() for c in metrics.columns})
 
 
 def _lock(out: Path, session_id: int):
@@ -234,10 +233,7 @@ def _run_on_dask(paths: Sequence[str | Path], out: str | Path, options: ExportOp
 def qc_table(out: str | Path, session_id: int, *, select: str | None = None, threshold_ms: float = 5.0) -> pd.DataFrame:
     """Per-unit ISI QC of one exported session (recomputed from its spike times)."""
     units = open_units(out, session_id)
-    metrics = isi_metrics(open_spike_trains(out, session_id), threshold_ms=threshold_ms)
-    units = units.assign(isi_5ms_pct=metrics["isi_5ms_pct"].to_numpy(),
-                         isi_violations_recomputed=metrics["isi_violations_recomputed"].to_numpy(),
-                         rp_contamination=metrics["rp_contamination"].to_numpy())
+    units = _with_isi(units, isi_metrics(open_spike_trains(out, session_id), threshold_ms=threshold_ms))
     selected = units.eval(select) if select else notebook_selection(units)
     df = units.reset_index().assign(session_id=session_id, selected=np.asarray(selected, dtype=bool))
     for c in QC_COLUMNS:
@@ -265,9 +261,9 @@ def run_qc(out: str | Path, *, select: str | None = None, threshold_ms: float = 
     summary = session_summary(per_unit)
     qc = out / "qc"
     qc.mkdir(exist_ok=True)
-    _atomic(qc / "isi_violations.parquet", lambda p: per_unit.to_parquet(p, index=False))
-    _atomic(qc / "isi_summary.csv", lambda p: summary.to_csv(p, index=False))
-    _atomic(qc / "isi_violations.png", lambda p: isi_figure(per_unit, summary, p, threshold_ms=threshold_ms))
+    atomic_write(qc / "isi_violations.parquet", lambda p: per_unit.to_parquet(p, index=False))
+    atomic_write(qc / "isi_summary.csv", lambda p: summary.to_csv(p, index=False))
+    atomic_write(qc / "isi_violations.png", lambda p: isi_figure(per_unit, summary, p, threshold_ms=threshold_ms))
     for row in summary.itertuples(index=False):
         echo(f"session {row.session_id} ({row.n_units} units): {row.mean_pct:.2f} +- {row.std_pct:.2f} "
              f"% of spikes per neuron violate {threshold_ms:g} ms condition.")
@@ -275,12 +271,6 @@ def run_qc(out: str | Path, *, select: str | None = None, threshold_ms: float = 
     echo(f"all {len(means)} sessions: {means.mean():.2f} +- {means.std(ddof=0):.2f} "
          f"% of spikes per neuron violate {threshold_ms:g} ms condition.")
     return summary
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    write(tmp)
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- catalog and downloads

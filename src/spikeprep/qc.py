@@ -29,7 +29,7 @@ def _isi_counts(spikes: SpikeTrains, threshold_s: float, hill_threshold_s: float
         t = spikes.times[spikes.offsets[a] : spikes.offsets[b]]
         if len(t) < 2:
             continue
-        owner = np.repeat(np.arange(b - a), spikes.n_spikes[a:b])
+        owner = spikes.block_owner(a, b)
         isi = np.diff(t)
         same = owner[1:] == owner[:-1]
         short[a:b] = np.bincount(owner[1:][same & (isi < threshold_s)], minlength=b - a)

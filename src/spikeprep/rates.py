@@ -156,7 +156,7 @@ def _block_spikes(spikes: SpikeTrains, a: int, b: int) -> tuple[np.ndarray, np.n
     lo, hi = spikes.offsets[a], spikes.offsets[b]
     times = spikes.times[lo:hi]
     counts = spikes.n_spikes[a:b]
-    local = np.repeat(np.arange(b - a, dtype=np.int64), counts)
+    local = spikes.block_owner(a, b)
     first = np.zeros(len(times), dtype=bool)
     first[(spikes.offsets[a:b] - lo)[counts > 0]] = True
     return times, local, first
@@ -191,7 +191,7 @@ def fits_uint8(spikes: SpikeTrains, grid: Grid) -> bool:
             continue
         close = (t[k:] - t[:-k]) < grid.bin_size
         if close.any():
-            owner = np.repeat(np.arange(b - a), spikes.n_spikes[a:b])
+            owner = spikes.block_owner(a, b)
             if (close & (owner[k:] == owner[:-k])).any():
                 return False
     return True

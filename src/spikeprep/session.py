@@ -77,10 +77,9 @@ class SpikeTrains:
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self[i] for i in range(self.n_units))
 
-    def unit_index(self) -> np.ndarray:
-        """Position of the owning unit for every spike (int32 or int64)."""
-        dtype = np.int32 if self.n_units < 2**31 else np.int64
-        return np.repeat(np.arange(self.n_units, dtype=dtype), self.n_spikes)
+    def block_owner(self, a: int, b: int) -> np.ndarray:
+        """For each spike of units ``a:b``, its unit's position within the block (int64)."""
+        return np.repeat(np.arange(b - a, dtype=np.int64), self.n_spikes[a:b])
 
     def select(self, positions: np.ndarray) -> "SpikeTrains":
         """A new SpikeTrains holding the units at ``positions`` (copies their spikes)."""
