@@ -245,3 +245,25 @@ def test_existing_scheduler(tmp_path: Path, synth_dir: Path) -> None:
         results = export_many(files, tmp_path, scheduler=cluster.scheduler_address, progress=False)
     assert [r.status for r in results] == ["exported", "exported"]
     assert verify_out(tmp_path) == ([], 2)
+
+
+def test_qc_reuses_stored_metrics_and_recomputes_for_another_threshold(exported, monkeypatch: pytest.MonkeyPatch) -> None:
+    import spikeprep.pipeline as pipeline
+
+    out, sid = exported
+    stored = spikeprep.open_units(out, sid)
+    real = pipeline.open_spike_trains
+    calls: list[int] = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "open_spike_trains", counting)
+    same = pipeline.qc_table(out, sid)
+    assert calls == []  # the export's own metrics, no second read of every spike
+    np.testing.assert_array_equal(same["isi_5ms_pct"], stored["isi_5ms_pct"])
+    other = pipeline.qc_table(out, sid, threshold_ms=3.0)
+    assert calls == [1]
+    assert (other["isi_5ms_pct"].fillna(0) <= same["isi_5ms_pct"].fillna(0)).all()
+    assert (other["isi_5ms_pct"] < same["isi_5ms_pct"]).any()

@@ -19,7 +19,8 @@ import pandas as pd
 
 from .catalog import CATALOG_FILES, build_session_table
 from .errors import DownloadError, SpikeprepError
-from .export import TMP_PREFIX, ExportOptions, atomic_write, exported_sessions, is_complete, open_spike_trains, open_units, write_outputs
+from .export import (TMP_PREFIX, ExportOptions, atomic_write, exported_sessions, is_complete, open_spike_trains,
+                     open_units, read_status, write_outputs)
 from .layers import add_layers
 from .legacy import write_legacy
 from .nwb import peek_session_id, read_session
@@ -230,10 +231,19 @@ def _run_on_dask(paths: Sequence[str | Path], out: str | Path, options: ExportOp
 
 
 # ----------------------------------------------------------------------------- QC
+_ISI_COLUMNS = ("isi_5ms_pct", "isi_violations_recomputed", "rp_contamination")
+
+
 def qc_table(out: str | Path, session_id: int, *, select: str | None = None, threshold_ms: float = 5.0) -> pd.DataFrame:
-    """Per-unit ISI QC of one exported session (recomputed from its spike times)."""
+    """Per-unit ISI QC of one exported session.
+
+    Uses the metrics the export stored in ``units.parquet`` when they were computed
+    with the same threshold; otherwise recomputes them from ``spike_times.parquet``.
+    """
     units = open_units(out, session_id)
-    units = _with_isi(units, isi_metrics(open_spike_trains(out, session_id), threshold_ms=threshold_ms))
+    exported_with = (read_status(out, session_id) or {}).get("params", {}).get("isi_threshold_ms")
+    if exported_with != threshold_ms or not set(_ISI_COLUMNS) <= set(units.columns):
+        units = _with_isi(units, isi_metrics(open_spike_trains(out, session_id), threshold_ms=threshold_ms))
     selected = units.eval(select) if select else notebook_selection(units)
     df = units.reset_index().assign(session_id=session_id, selected=np.asarray(selected, dtype=bool))
     for c in QC_COLUMNS:
