@@ -54,10 +54,10 @@ def legacy_rates(session: Session, bin_size: float = 0.005, block: int = 64) -> 
     spikes = session.spikes
     grid = make_grid(spikes, bin_size)
     out = np.zeros((grid.n_bins, spikes.n_units), dtype=np.uint8)
-    counts = np.zeros((grid.n_bins, min(block, max(spikes.n_units, 1))), dtype=np.uint32)
+    counts = np.zeros((min(block, max(spikes.n_units, 1)), grid.n_bins), dtype=np.uint32)  # unit-major
     for a in range(0, spikes.n_units, block):
         b = min(spikes.n_units, a + block)
-        view = counts[:, : b - a]
+        view = counts[: b - a].T
         view.fill(0)
         fill_counts(spikes, grid, a, b, view)
         rates = smooth_counts(view, Kernel(), grid.bin_size, dtype=np.float64)

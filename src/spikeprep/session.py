@@ -7,14 +7,29 @@ except the error types.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
 
 from .errors import NWBFormatError, SpikeprepError
 
-__all__ = ["SpikeTrains", "Session", "NWBFormatError", "SpikeprepError"]
+__all__ = ["SpikeTrains", "SpikeSource", "Session", "unit_blocks", "NWBFormatError", "SpikeprepError"]
+
+DEFAULT_BLOCK_SPIKES = 1 << 23  # 64 MB of float64 times: bounds the temporaries of vectorised work
+
+
+def unit_blocks(offsets: np.ndarray, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> list[tuple[int, int]]:
+    """Consecutive unit ranges ``(a, b)`` of a ragged index holding at most ``max_spikes``
+    spikes each (a unit with more is a block of its own)."""
+    n_units = len(offsets) - 1
+    out, a = [], 0
+    while a < n_units:
+        b = int(np.searchsorted(offsets, offsets[a] + max_spikes, side="right")) - 1
+        b = min(max(b, a + 1), n_units)
+        out.append((a, b))
+        a = b
+    return out
 
 
 @dataclass(frozen=True)
@@ -92,16 +107,15 @@ class SpikeTrains:
             times[offsets[k] : offsets[k + 1]] = self[int(p)]
         return SpikeTrains(times, offsets, self.unit_ids[positions].copy())
 
-    def blocks(self, max_spikes: int = 1 << 23) -> list[tuple[int, int]]:
+    def blocks(self, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> list[tuple[int, int]]:
         """Consecutive unit ranges ``(a, b)`` holding at most ``max_spikes`` spikes each
         (a unit with more is a block of its own): bounds the temporaries of vectorised work."""
-        out, a = [], 0
-        while a < self.n_units:
-            b = int(np.searchsorted(self.offsets, self.offsets[a] + max_spikes, side="right")) - 1
-            b = min(max(b, a + 1), self.n_units)
-            out.append((a, b))
-            a = b
-        return out
+        return unit_blocks(self.offsets, max_spikes)
+
+    def block(self, a: int, b: int) -> "SpikeTrains":
+        """Units ``a:b`` as a SpikeTrains of their own (zero-copy views)."""
+        lo = self.offsets[a]
+        return SpikeTrains(self.times[lo : self.offsets[b]], self.offsets[a : b + 1] - lo, self.unit_ids[a:b])
 
     def to_dict(self) -> dict[int, np.ndarray]:
         """``{unit_id: times}``, the shape the notebook used (views, no copies)."""
@@ -111,6 +125,24 @@ class SpikeTrains:
     def t_max(self) -> float:
         """Latest spike time of any unit (NaN when there are no spikes)."""
         return float(self.times.max()) if len(self.times) else float("nan")
+
+
+class SpikeSource(Protocol):
+    """What the block-wise kernels need: a :class:`SpikeTrains` in memory, or a reader
+    that loads one block of units at a time (``spikeprep.nwb.SpikeReader``)."""
+
+    unit_ids: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def n_units(self) -> int: ...
+
+    @property
+    def t_max(self) -> float: ...
+
+    def blocks(self, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> list[tuple[int, int]]: ...
+
+    def block(self, a: int, b: int) -> SpikeTrains: ...
 
 
 @dataclass
