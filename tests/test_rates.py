@@ -10,8 +10,9 @@ import xarray as xr
 from scipy.ndimage import convolve1d
 
 from spikeprep.nwb import read_session
-from spikeprep.rates import (Grid, Kernel, bin_counts, count_dtype, firing_rates, gaussian_kernel, lazy_rates,
-                             make_grid, smooth_counts, write_counts)
+from spikeprep.rates import (Grid, Kernel, bin_counts, count_dtype, firing_rates, gaussian_kernel, make_grid,
+                             smooth_counts)
+from spikeprep.ratestore import lazy_rates, write_counts
 from spikeprep.session import SpikeTrains
 
 from .notebook_reference import get_firing_rates
@@ -133,7 +134,7 @@ def test_store_is_xarray_readable_and_exact(store) -> None:
     assert info["total"] == len(s.spikes.times) == int(ds["counts"].sum())
 
 
-@pytest.mark.parametrize("chunks", [(1000, 7), (7000, 16), (50, 120), (24000, 1)])
+@pytest.mark.parametrize("chunks", [None, "auto", (1000, 7), (7000, 16), (50, 120), (24000, 1)])
 @pytest.mark.parametrize("edge", [False, True])
 def test_lazy_rates_identical_for_any_chunks(store, chunks, edge) -> None:
     path, s, _ = store
@@ -141,7 +142,28 @@ def test_lazy_rates_identical_for_any_chunks(store, chunks, edge) -> None:
     whole = firing_rates(s.spikes, kernel=kernel).values
     lazy = lazy_rates(path, kernel, chunks=chunks)
     assert lazy.dtype == np.float32 and lazy.attrs["units"] == "Hz"
+    assert (lazy.chunks is None) == (chunks is None)
     np.testing.assert_array_equal(lazy.values, whole)
+
+
+@pytest.mark.parametrize("key", [np.s_[::7, 3], np.s_[5000:4000:-3, 10:2:-2], np.s_[100, :], np.s_[40:40, :],
+                                 np.s_[-50:, -3:], np.s_[[3, 900, 20], [0, 5]]])
+def test_lazy_indexing_of_any_kind_equals_the_whole(store, key) -> None:
+    path, s, _ = store
+    np.testing.assert_array_equal(lazy_rates(path)[key].values, firing_rates(s.spikes)[key].values)
+
+
+@pytest.mark.parametrize("density", [0.0, 1.0])
+def test_sparse_and_dense_smoothing_give_the_same_bits(density: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    import spikeprep.rates as rates
+
+    rng = np.random.default_rng(3)
+    counts = (rng.random((5000, 9)) < 0.3).astype(np.uint8) * rng.integers(1, 4, (5000, 9)).astype(np.uint8)
+    expected = rates.smooth_counts(counts, Kernel(), 0.005)
+    monkeypatch.setattr(rates, "_SPARSE_MAX_DENSITY", density)
+    np.testing.assert_array_equal(rates.smooth_counts(counts, Kernel(), 0.005), expected)
+    np.testing.assert_allclose(expected, convolve1d(counts.astype(float), gaussian_kernel() * 200 / gaussian_kernel().sum(),
+                                                    axis=0, mode="constant"), rtol=1e-6, atol=1e-4)
 
 
 @pytest.mark.parametrize("window", [(0.0, 1.0), (33.3, 47.1), (230.0, 250.0)])
@@ -169,6 +191,18 @@ def test_empty_units_and_smooth_shape() -> None:
     assert fr.shape == (300, 3) and float(fr[:, :2].sum()) == 0.0
     out = smooth_counts(np.zeros((4, 2), np.uint8), Kernel(), 0.005)
     assert out.shape == (4, 2) and out.dtype == np.float32
+
+
+def test_store_streamed_from_the_file_equals_the_one_from_memory(small_nwb: Path, tmp_path: Path) -> None:
+    from spikeprep.nwb import SpikeReader
+
+    spikes = read_session(small_nwb).spikes
+    mem = write_counts(spikes, tmp_path / "mem.zarr", make_grid(spikes), chunks=(7000, 16))
+    with SpikeReader(small_nwb) as reader:
+        streamed = write_counts(reader, tmp_path / "file.zarr", make_grid(reader), chunks=(7000, 16))
+    assert streamed == mem and mem["total"] == len(spikes.times)
+    a, b = xr.open_zarr(tmp_path / "mem.zarr"), xr.open_zarr(tmp_path / "file.zarr")
+    xr.testing.assert_identical(a.compute(), b.compute())
 
 
 def test_store_widens_the_type_when_a_bin_overflows_uint8(tmp_path: Path) -> None:

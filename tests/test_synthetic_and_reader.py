@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from spikeprep.errors import NWBFormatError
-from spikeprep.nwb import read_session
+from spikeprep.nwb import SpikeReader, read_session
+from spikeprep.session import SpikeTrains
 from spikeprep.synthetic import VISUAL_AREAS, write_session
 
 
@@ -156,19 +157,26 @@ def test_nan_spike_times(small_nwb: Path, tmp_path: Path) -> None:
     _expect_error(p, "NaN")
 
 
-def test_unsorted_and_negative_are_repaired_with_a_warning(small_nwb: Path, tmp_path: Path) -> None:
-    clean = read_session(small_nwb)
-    p = _copy(small_nwb, tmp_path / "uns.nwb")
-    u = int(np.argmax(clean.spikes.n_spikes))
-    a, b = clean.spikes.offsets[u], clean.spikes.offsets[u + 1]
+def _scrambled(src: Path, dst: Path, u: int) -> Path:
+    """A copy of ``src`` where unit ``u``'s spikes are reversed and its largest one negative."""
+    p = _copy(src, dst)
+    with h5py.File(p, "r") as f:
+        a, b = (int(f["units/spike_times_index"][i]) if i >= 0 else 0 for i in (u - 1, u))
 
     def scramble(x: np.ndarray) -> np.ndarray:
         x = x.copy()
         x[a:b] = x[a:b][::-1]
-        x[a] = -1.0  # the largest spike of this unit becomes negative...
+        x[a] = -1.0
         return x
 
     _edit(p, "units/spike_times", scramble)
+    return p
+
+
+def test_unsorted_and_negative_are_repaired_with_a_warning(small_nwb: Path, tmp_path: Path) -> None:
+    clean = read_session(small_nwb)
+    u = int(np.argmax(clean.spikes.n_spikes))
+    p = _scrambled(small_nwb, tmp_path / "uns.nwb", u)
     with pytest.warns(UserWarning, match="unsorted"):
         s = read_session(p)
     assert any("negative" in w for w in s.metadata["read_warnings"])
@@ -177,3 +185,40 @@ def test_unsorted_and_negative_are_repaired_with_a_warning(small_nwb: Path, tmp_
     for i in range(s.spikes.n_units):
         if i != u:
             np.testing.assert_array_equal(s.spikes[i], clean.spikes[i])
+
+
+def _assert_same_trains(x: SpikeTrains, y: SpikeTrains) -> None:
+    np.testing.assert_array_equal(x.times, y.times)
+    np.testing.assert_array_equal(x.offsets, y.offsets)
+    np.testing.assert_array_equal(x.unit_ids, y.unit_ids)
+
+
+@pytest.mark.parametrize("max_spikes", [1, 5_000, 1 << 23])
+def test_spike_reader_blocks_equal_read_session(small_nwb: Path, max_spikes: int) -> None:
+    spikes = read_session(small_nwb).spikes
+    with SpikeReader(small_nwb) as reader:
+        assert reader.t_max == spikes.t_max and reader.n_units == spikes.n_units and reader.notes == []
+        assert reader.blocks(max_spikes) == spikes.blocks(max_spikes)
+        for a, b in reader.blocks(max_spikes):
+            _assert_same_trains(reader.block(a, b), spikes.block(a, b))
+
+
+def test_spike_reader_repairs_like_read_session(small_nwb: Path, tmp_path: Path) -> None:
+    u = int(np.argmax(read_session(small_nwb).spikes.n_spikes))
+    p = _scrambled(small_nwb, tmp_path / "uns.nwb", u)
+    with pytest.warns(UserWarning, match="unsorted"):
+        s = read_session(p)
+    with pytest.warns(UserWarning, match="unsorted"), SpikeReader(p) as reader:
+        assert reader.notes == s.metadata["read_warnings"] and reader.t_max == s.spikes.t_max
+        for a, b in [(0, reader.n_units), (u, u + 1), (max(u - 3, 0), u + 2)]:
+            _assert_same_trains(reader.block(a, b), s.spikes.block(a, b))
+
+
+def test_spike_reader_rejects_nan_at_open_and_closes_the_file(small_nwb: Path, tmp_path: Path) -> None:
+    p = _copy(small_nwb, tmp_path / "nan.nwb")
+    _edit(p, "units/spike_times", lambda x: np.r_[x[:10], np.nan, x[11:]])
+    with pytest.raises(NWBFormatError, match="NaN") as info:
+        SpikeReader(p)
+    assert str(p) in str(info.value)
+    with h5py.File(p, "a"):  # no handle left open
+        pass

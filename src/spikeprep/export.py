@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ExportError
-from .rates import DEFAULT_BIN_SIZE, DEFAULT_SIGMA_BINS, DEFAULT_TAPS, Kernel, lazy_rates, make_grid, write_counts
+from .rates import DEFAULT_BIN_SIZE, DEFAULT_SIGMA_BINS, DEFAULT_TAPS, Kernel, make_grid
+from .ratestore import lazy_rates, write_counts
 from .session import Session, SpikeTrains
 
 if TYPE_CHECKING:
@@ -288,11 +289,12 @@ def open_counts(out: str | Path, session_id: int) -> "xr.Dataset":
 
 def open_rates(out: str | Path, session_id: int, *, sigma_bins: float = DEFAULT_SIGMA_BINS,
                taps: int = DEFAULT_TAPS, sigma_ms: float | None = None, bin_size: float | None = None,
-               edge_correction: bool = False, chunks: tuple[int, int] | None = None) -> "xr.DataArray":
+               edge_correction: bool = False, chunks: tuple[int, int] | str | None = None) -> "xr.DataArray":
     """Smoothed firing rates (Hz), lazy float32 ``xarray.DataArray`` (``time`` × ``unit_id``).
 
-    Computed from the exact counts chunk by chunk, so any kernel can be chosen here and
-    a window costs only its own chunks.
+    Computed from the exact counts on indexing, so any kernel can be chosen here and a
+    window, or one unit's trace, reads and smooths only its own chunks (plus a halo).
+    Pass ``chunks`` for a dask-backed array, for reductions over a whole session.
 
     Parameters
     ----------
@@ -306,13 +308,14 @@ def open_rates(out: str | Path, session_id: int, *, sigma_bins: float = DEFAULT_
         A coarser bin (s), an integer multiple of the stored 5 ms.
     edge_correction : bool
         Divide by the kernel mass inside the grid near its ends.
-    chunks : (time, unit), optional
-        Dask chunks of the result.
+    chunks : (time, unit) or "auto", optional
+        Dask chunks of the result (``"auto"``: 120 s × all units).
 
     Examples
     --------
     >>> rates = spikeprep.open_rates("OUT", 715093703)
     >>> window = rates.sel(time=slice(3000, 3600)).values   # reads only those chunks
+    >>> mean = spikeprep.open_rates("OUT", 715093703, chunks="auto").mean("time").compute()
     """
     store = _require(out, session_id, "binned.zarr")
     stored = float(json.loads((store / "zarr.json").read_text())["attributes"]["bin_size_s"])

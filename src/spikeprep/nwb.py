@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import NWBFormatError
-from .session import Session, SpikeTrains
+from .session import DEFAULT_BLOCK_SPIKES, Session, SpikeTrains, unit_blocks
 
-__all__ = ["read_session", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
+__all__ = ["read_session", "SpikeReader", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -291,31 +291,49 @@ def _join_channels(units: pd.DataFrame, channels: pd.DataFrame, path: Path) -> p
     return joined[front + rest]
 
 
-def _read_spikes(f: h5py.File, path: Path, ids: np.ndarray, index: np.ndarray, notes: list[str]) -> SpikeTrains:
+def _spike_index(f: h5py.File, path: Path, n_units: int, index: np.ndarray) -> tuple[h5py.Dataset, np.ndarray]:
+    """The ``spike_times`` dataset and its checked ragged offsets (length ``n_units + 1``)."""
     ds = f["units/spike_times"]
     n_total = ds.shape[0] if ds.ndim == 1 else -1
     if ds.ndim != 1 or ds.dtype.kind != "f":
         raise NWBFormatError(path, f"units/spike_times must be a 1-D float array, got {ds.dtype} {ds.shape}")
-    if index.ndim != 1 or len(index) != len(ids) or index.dtype.kind not in "iu":
-        raise NWBFormatError(path, f"units/spike_times_index has {index.shape} {index.dtype}, expected {len(ids)} integers")
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    if index.ndim != 1 or len(index) != n_units or index.dtype.kind not in "iu":
+        raise NWBFormatError(path, f"units/spike_times_index has {index.shape} {index.dtype}, expected {n_units} integers")
+    offsets = np.zeros(n_units + 1, dtype=np.int64)
     offsets[1:] = index
     if np.any(np.diff(offsets) < 0):
         raise NWBFormatError(path, "units/spike_times_index is not monotonic (corrupt index, cf. AllenSDK #2152)")
     if offsets[-1] != n_total:
         raise NWBFormatError(path, f"units/spike_times_index ends at {offsets[-1]} but units/spike_times holds {n_total} spikes")
-    times = np.empty(n_total, dtype=np.float64)
-    if n_total:
+    return ds, offsets
+
+
+def _read_spikes(f: h5py.File, path: Path, ids: np.ndarray, index: np.ndarray, notes: list[str]) -> SpikeTrains:
+    ds, offsets = _spike_index(f, path, len(ids), index)
+    times = np.empty(offsets[-1], dtype=np.float64)
+    if len(times):
         ds.read_direct(times)
-    return _checked_trains(times, offsets, ids, path, notes)
+    trains, n_unsorted, n_dropped = _checked_trains(times, offsets, ids, path)
+    _note_repairs(path, n_unsorted, n_dropped, notes)
+    return trains
 
 
-def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, path: Path,
-                    notes: list[str]) -> SpikeTrains:
-    """Reject NaN/inf; sort unsorted units and drop negative times, with a warning.
+def _note_repairs(path: Path, n_unsorted: int, n_dropped: int, notes: list[str]) -> None:
+    """Record (and warn about) what :func:`_checked_trains` repaired."""
+    for n, msg in ((n_unsorted, f"{n_unsorted} units had unsorted spike times; sorted"),
+                   (n_dropped, f"dropped {n_dropped} negative spike times")):
+        if n:
+            notes.append(msg)
+            warnings.warn(f"{path}: {msg}", stacklevel=3)
+
+
+def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, path: Path) -> tuple[SpikeTrains, int, int]:
+    """Reject NaN/inf; sort unsorted units and drop negative times.
 
     One pass in chunks: min/max reductions catch NaN, ±inf and negatives; one
     comparison into a reused buffer (unit boundaries masked) finds unsorted units.
+    Sorts ``times`` in place. Returns the trains, the number of units sorted and the
+    number of spikes dropped.
     """
     n = len(times)
     boundaries = offsets[1:-1]  # first spike of each unit after the first
@@ -336,12 +354,9 @@ def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, pat
         if d.any():
             pos = s + np.flatnonzero(d)
             unsorted_units.update((np.searchsorted(offsets, pos, side="right") - 1).tolist())
-    if unsorted_units:
-        for u in sorted(unsorted_units):
-            times[offsets[u] : offsets[u + 1]].sort()
-        msg = f"{len(unsorted_units)} units had unsorted spike times; sorted"
-        notes.append(msg)
-        warnings.warn(f"{path}: {msg}", stacklevel=3)
+    for u in sorted(unsorted_units):
+        times[offsets[u] : offsets[u + 1]].sort()
+    dropped = 0
     if any_negative:
         keep = times >= 0
         dropped = int(n - keep.sum())
@@ -349,10 +364,94 @@ def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, pat
         counts[np.diff(offsets) == 0] = 0
         times = times[keep]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        msg = f"dropped {dropped} negative spike times"
-        notes.append(msg)
-        warnings.warn(f"{path}: {msg}", stacklevel=3)
-    return SpikeTrains(times, offsets, ids)
+    return SpikeTrains(times, offsets, ids), len(unsorted_units), dropped
+
+
+class SpikeReader:
+    """A session file's spike times, read one block of units at a time.
+
+    Implements :class:`~spikeprep.session.SpikeSource`, so
+    :func:`spikeprep.ratestore.write_counts` streams from the file with bounded memory
+    instead of holding every spike time (≈1 GB for a full session). Opening checks the
+    whole file once, as :func:`read_session` does: NaN or infinite times raise
+    :class:`NWBFormatError`; units with unsorted times are sorted, and negative times
+    dropped, in each block read (``notes`` says so).
+
+    Parameters
+    ----------
+    path : str or Path
+        A session NWB file.
+
+    Examples
+    --------
+    >>> with SpikeReader("session_715093703.nwb") as spikes:  # doctest: +SKIP
+    ...     write_counts(spikes, "binned.zarr", make_grid(spikes))
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file = _open_h5(self.path)
+        try:
+            with _problems(self.path, "units table"):
+                units, index = _read_units(self._file, self.path)
+            self.unit_ids = units.index.to_numpy(dtype=np.int64)
+            with _problems(self.path, "units/spike_times"):
+                self._ds, self.offsets = _spike_index(self._file, self.path, len(self.unit_ids), index)
+                self.notes: list[str] = []
+                self._repair = np.zeros(len(self.unit_ids), dtype=bool)
+                self.t_max = self._scan()
+        except BaseException:
+            self.close()
+            raise
+
+    def _scan(self) -> float:
+        """Check every spike once; mark the blocks that need repair; the latest time."""
+        t_max, n_unsorted, n_dropped = float("nan"), 0, 0
+        buf = np.empty(min(int(self.offsets[-1]), _CHUNK), dtype=np.float64)
+        for a, b in self.blocks(_CHUNK):
+            lo, hi = self.offsets[a], self.offsets[b]
+            times = buf[: hi - lo]
+            if len(times):
+                self._ds.read_direct(times, np.s_[lo:hi])
+            trains, unsorted, dropped = _checked_trains(times, self.offsets[a : b + 1] - lo, self.unit_ids[a:b], self.path)
+            if unsorted or dropped:
+                self._repair[a:b] = True
+                n_unsorted, n_dropped = n_unsorted + unsorted, n_dropped + dropped
+            t_max = float(np.fmax(t_max, trains.t_max))
+        _note_repairs(self.path, n_unsorted, n_dropped, self.notes)
+        return t_max
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    @property
+    def n_spikes(self) -> np.ndarray:
+        """Spike count of every unit in the file (before any negative time is dropped)."""
+        return np.diff(self.offsets)
+
+    def blocks(self, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> list[tuple[int, int]]:
+        """Consecutive unit ranges holding at most ``max_spikes`` spikes each."""
+        return unit_blocks(self.offsets, max_spikes)
+
+    def block(self, a: int, b: int) -> SpikeTrains:
+        """Units ``a:b`` read from the file (checked and repaired like :func:`read_session`)."""
+        lo, hi = int(self.offsets[a]), int(self.offsets[b])
+        with _problems(self.path, "units/spike_times"):
+            times = self._ds[lo:hi]
+        trains = SpikeTrains(times, self.offsets[a : b + 1] - lo, self.unit_ids[a:b])
+        if self._repair[a:b].any():
+            trains = _checked_trains(times, trains.offsets, trains.unit_ids, self.path)[0]
+        return trains
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "SpikeReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _read_table(g: h5py.Group, path: Path, skip: set[str]) -> pd.DataFrame:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +24,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy
     import xarray as xr
 
 __all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype",
-           "max_bin_count", "counts_dtype", "fill_counts", "smooth_counts", "firing_rates", "write_counts", "lazy_rates",
+           "max_bin_count", "counts_dtype", "fill_counts", "smooth_counts", "firing_rates",
            "DEFAULT_BIN_SIZE", "DEFAULT_SIGMA_BINS", "DEFAULT_TAPS"]
 
 DEFAULT_BIN_SIZE = 0.005
@@ -246,26 +244,65 @@ def _edge_factor(kernel: Kernel, start: int, stop: int, n_bins: int) -> np.ndarr
     return w.sum() / mass
 
 
+_SPARSE_MAX_DENSITY = 0.1  # above this share of non-zero counts, shifted dense adds are faster
+
+
+def _scaled_weights(kernel: Kernel, bin_size: float, dtype: Any) -> np.ndarray:
+    w = kernel.weights()
+    return (w * ((1.0 / bin_size) / w.sum())).astype(dtype)
+
+
+def _correlate_into(x: np.ndarray, w: np.ndarray, out: np.ndarray, col: int) -> None:
+    """Add ``Σ_k w[k] · x[t + k, j]`` to ``out[t + taps − 1, col + j]`` ('valid' along time).
+
+    ``x`` is ``(T + taps − 1, n)`` counts in any memory order; ``out`` is a C-ordered
+    array of ``T + 2 (taps − 1)`` rows, zero where this adds, whose first and last
+    ``taps − 1`` rows take spill-over and are discarded by the caller. Counts are ≈2 %
+    non-zero, so each tap scatters only the non-zeros; denser input uses shifted dense
+    adds instead. Both sum the taps in the same order in ``out.dtype``, so they give
+    the same bits, whatever the split into calls.
+    """
+    taps, (L, n) = len(w), x.shape
+    T, pad = L - taps + 1, taps - 1
+    if x.flags.f_contiguous and not x.flags.c_contiguous:
+        i, s = np.divmod(np.flatnonzero(x.T), L)
+    else:
+        s, i = np.divmod(np.flatnonzero(x), n)
+    if len(s) > _SPARSE_MAX_DENSITY * x.size:
+        view, xf = out[pad : pad + T, col : col + n], x.astype(out.dtype)
+        for k in range(taps):
+            view += xf[k : k + T] * w[k]
+        return
+    values = x[s, i].astype(out.dtype)
+    width = out.shape[1]
+    target = (s + pad) * width + (col + i)  # row of tap 0 is t = s, shifted by k rows per tap
+    cells = out.reshape(-1)  # a view
+    for k in range(taps):
+        idx = target - k * width
+        cells[idx] = cells[idx] + values * w[k]
+
+
 def smooth_counts(counts: np.ndarray, kernel: Kernel, bin_size: float, *, start: int = 0,
-                  n_bins: int | None = None, dtype: Any = np.float32) -> np.ndarray:
-    """Firing rates (Hz) from counts along axis 0: ``fs / Σw · (counts ⊛ w)``.
+                  n_bins: int | None = None, dtype: Any = np.float32, block: int = 64) -> np.ndarray:
+    """Firing rates (Hz) from counts along axis 0: ``fs / Σw · (counts ⊛ w)``, C-ordered.
 
     Zero outside the array ('same' convolution). ``start`` and ``n_bins`` place the
-    array on a longer grid, for edge correction only. The result may be a transposed
-    (Fortran-ordered) view.
+    array on a longer grid, for edge correction only. Works ``block`` units at a time.
     """
-    from scipy.ndimage import convolve1d
-
-    w = kernel.weights()
-    scaled = w * ((1.0 / bin_size) / w.sum())
-    # Convolve along contiguous memory: on a unit-major copy (cheap for integer counts),
-    # 1.5x faster than along the strided time axis; the result is its transposed view.
-    lines = np.ascontiguousarray(np.moveaxis(counts, 0, -1))
-    out = np.moveaxis(convolve1d(lines, scaled, axis=-1, output=np.dtype(dtype), mode="constant", cval=0.0), -1, 0)
-    n_bins = counts.shape[0] if n_bins is None else n_bins
-    factor = _edge_factor(kernel, start, start + counts.shape[0], n_bins)
+    T, n_units = counts.shape[0], counts.shape[1]
+    w = _scaled_weights(kernel, bin_size, dtype)
+    h, pad = kernel.half, kernel.taps - 1
+    out = np.zeros((T + 2 * pad, n_units), dtype=dtype)
+    for a in range(0, n_units, block):
+        b = min(n_units, a + block)
+        x = np.zeros((T + 2 * h, b - a), dtype=counts.dtype)
+        x[h : h + T] = counts[:, a:b]
+        _correlate_into(x, w, out, a)
+    out = out[pad : pad + T]
+    n_bins = T if n_bins is None else n_bins
+    factor = _edge_factor(kernel, start, start + T, n_bins)
     if factor is not None:
-        out *= factor.astype(out.dtype).reshape((-1,) + (1,) * (out.ndim - 1))
+        out *= factor.astype(out.dtype)[:, None]
     return out
 
 
@@ -307,190 +344,3 @@ def _attrs(grid: Grid, kernel: Kernel | None = None, **extra: Any) -> dict:
         attrs.update(sigma_bins=kernel.sigma_bins, taps=kernel.taps, edge_correction=int(kernel.edge_correction))
     attrs.update(extra)
     return attrs
-
-
-# ----------------------------------------------------------------------------- Zarr store
-def _codecs() -> dict[str, Any]:
-    """Unit-major chunks (long zero runs of one unit), bitshuffled, zstd level 1, 256 KiB blocks.
-
-    Chosen by measurement on full-scale counts (one core): 2.0 GB/s to encode, 1.4 GB/s
-    to decode, 1/39 of the raw size. Blosc's default block size is 1.6x slower both
-    ways; lz4 is 1.6x faster to encode but the store is 2x larger; no shuffle is 1.5x
-    larger and slower.
-    """
-    from zarr.codecs import BloscCodec, TransposeCodec
-
-    return {"filters": [TransposeCodec(order=(1, 0))],
-            "compressors": [BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle", blocksize=1 << 18)]}
-
-
-# Writers hand Zarr Fortran-ordered (time, unit) views of unit-major buffers, so the
-# TransposeCodec's encode needs no copy; and they skip Zarr's scan of every chunk for
-# "all fill value" (a full compare per chunk, measured 60 % of the write time).
-_WRITE_CONFIG = {"order": "F", "write_empty_chunks": True}
-
-
-def write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, *, chunks: tuple[int, int] = COUNTS_CHUNKS,
-                 rates_kernel: Kernel | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Stream exact counts (and optionally float32 rates) into a Zarr store, unit block by block.
-
-    Counts are stored as uint8 unless a bin holds more than 255 spikes; then the store
-    is rewritten with the narrowest type that holds the largest count.
-
-    Parameters
-    ----------
-    spikes : SpikeTrains or spikeprep.nwb.SpikeReader
-        With a reader, only one block of units' spike times is in memory at a time.
-    store : path
-        Folder of the new Zarr (v3) group; must not exist.
-    grid : Grid
-    chunks : (time, unit)
-        Chunk shape; two blocks of ``chunks[1]`` units are held in memory.
-    rates_kernel : Kernel, optional
-        Also store materialised float32 ``rates`` smoothed with this kernel.
-    progress : callable, optional
-        Called with the number of units done after each block.
-
-    Returns
-    -------
-    dict
-        ``dtype``, ``shape``, ``max_count``, ``total`` (sum of counts), ``chunks``.
-    """
-    import shutil
-
-    try:
-        return _write_counts(spikes, store, grid, np.dtype(np.uint8), chunks, rates_kernel, progress)
-    except OverflowError:
-        shutil.rmtree(store)
-        dtype = counts_dtype(spikes, grid)
-        return _write_counts(spikes, store, grid, dtype, chunks, rates_kernel, progress)
-
-
-def _write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, dtype: np.dtype, chunks: tuple[int, int],
-                  rates_kernel: Kernel | None, progress: Callable[[int], None] | None) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import zarr
-
-    n_bins, n_units = grid.n_bins, spikes.n_units
-    tc, uc = min(chunks[0], max(n_bins, 1)), min(chunks[1], max(n_units, 1))
-    root = zarr.open_group(str(store), mode="w-", zarr_format=3, attributes=_attrs(grid))
-    counts = root.create_array("counts", shape=(n_bins, n_units), dtype=dtype, chunks=(tc, uc), **_codecs(),
-                               fill_value=0, dimension_names=("time", "unit_id"), config=_WRITE_CONFIG,
-                               attributes={"long_name": "exact spike counts per bin"})
-    rates = None
-    if rates_kernel is not None:
-        rates = root.create_array("rates", shape=(n_bins, n_units), dtype="float32", chunks=(tc, uc), **_codecs(),
-                                  fill_value=0.0, dimension_names=("time", "unit_id"), config=_WRITE_CONFIG,
-                                  attributes={"units": "Hz", **_attrs(grid, rates_kernel)})
-    root.create_array("time", data=grid.edges(), chunks=(max(n_bins, 1),), dimension_names=("time",),
-                      attributes={"units": "s", "long_name": "bin left edge"})
-    root.create_array("unit_id", data=np.asarray(spikes.unit_ids, dtype=np.int64), dimension_names=("unit_id",))
-    total = max_count = 0
-    buffers = [np.zeros((uc, n_bins), dtype=dtype) for _ in range(2)]  # unit-major
-
-    def store_block(view: np.ndarray, a: int, b: int) -> None:
-        counts[:, a:b] = view
-        if rates is not None:
-            rates[:, a:b] = smooth_counts(view, rates_kernel, grid.bin_size)
-        if progress:
-            progress(b - a)
-
-    # Double buffering: a thread stores block k while this one fills block k + 1
-    # (blosc and numpy release the GIL).
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        pending = None
-        for k, a in enumerate(range(0, n_units, uc)):
-            b = min(n_units, a + uc)
-            view = buffers[k % 2][: b - a].T
-            view.fill(0)
-            try:
-                block_max, block_total = fill_counts(spikes, grid, a, b, view)
-            finally:
-                if pending is not None:
-                    pending.result()
-            max_count, total = max(max_count, block_max), total + block_total
-            pending = writer.submit(store_block, view, a, b)
-        if pending is not None:
-            pending.result()
-    _consolidate(store)
-    return {"dtype": str(dtype), "shape": [n_bins, n_units], "max_count": max_count, "total": total,
-            "chunks": [tc, uc]}
-
-
-def _consolidate(store: str | Path) -> None:
-    """Consolidated metadata, so xarray opens the store with one read."""
-    import warnings
-
-    import zarr
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "not part of the Zarr v3 spec yet": xarray reads it fine
-        zarr.consolidate_metadata(str(store))
-
-
-@lru_cache(maxsize=8)
-def _open_counts(path: str) -> Any:
-    import zarr
-
-    return zarr.open_array(path, mode="r")
-
-
-def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: float | None = None,
-               chunks: tuple[int, int] | None = None) -> "xr.DataArray":
-    """Lazy float32 firing rates (Hz) computed from the ``counts`` of a store.
-
-    Each output chunk reads its counts plus a halo of ``kernel.half`` bins on either
-    side straight from Zarr and smooths them, so a window costs only its own chunks
-    and the result equals smoothing the whole matrix at once.
-
-    Parameters
-    ----------
-    store : path
-        A ``binned.zarr`` folder written by :func:`write_counts`.
-    kernel : Kernel, optional
-        In bins of the result.
-    bin_size : float, optional
-        A coarser bin (an integer multiple of the stored one): counts are summed over
-        consecutive bins first; an incomplete last bin is dropped.
-    chunks : (time, unit), optional
-        Dask chunks of the result (default: 5 store chunks in time × the store's unit
-        chunk; measured faster than store-aligned chunks, whose halos decode
-        neighbouring chunks again).
-    """
-    import dask.array as da
-    import zarr
-
-    kernel = kernel or Kernel()
-    root = zarr.open_group(str(store), mode="r")
-    counts = root["counts"]
-    attrs = dict(root.attrs)
-    stored = Grid(float(attrs["bin_size_s"]), float(attrs["t_start"]), float(attrs["t_stop"]))
-    factor = 1 if bin_size is None else int(round(bin_size / stored.bin_size))
-    if factor < 1 or abs(factor * stored.bin_size - (bin_size or stored.bin_size)) > 1e-9:
-        raise ValueError(f"bin_size {bin_size} is not a multiple of the stored {stored.bin_size} s")
-    n_bins, n_units = counts.shape[0] // factor, counts.shape[1]
-    grid = Grid(stored.bin_size * factor, stored.t_start, stored.t_start + n_bins * stored.bin_size * factor)
-    ctc, cuc = counts.chunks
-    tc, uc = chunks or (max(1, 5 * ctc // factor), cuc)
-    path = str(Path(store) / "counts")
-    h = kernel.half
-    plain = Kernel(kernel.sigma_bins, kernel.taps, False)
-
-    def block(block_info: dict | None = None) -> np.ndarray:
-        (t0, t1), (u0, u1) = block_info[None]["array-location"]
-        a, b = max(0, t0 - h), min(n_bins, t1 + h)
-        x = _open_counts(path)[a * factor : b * factor, u0:u1]
-        if factor > 1:
-            x = x.reshape(b - a, factor, u1 - u0).sum(axis=1, dtype=np.uint32)
-        y = smooth_counts(x, plain, grid.bin_size)[t0 - a : t0 - a + (t1 - t0)]
-        edge = _edge_factor(kernel, t0, t1, n_bins)
-        if edge is not None:
-            y *= edge.astype(np.float32)[:, None]
-        return y
-
-    tchunks = tuple(min(tc, n_bins - s) for s in range(0, n_bins, tc)) or (0,)
-    uchunks = tuple(min(uc, n_units - s) for s in range(0, n_units, uc)) or (0,)
-    data = da.map_blocks(block, dtype=np.float32, chunks=(tchunks, uchunks), meta=np.empty((0, 0), np.float32),
-                         name=f"rates-{Path(store).resolve()}-{kernel}-{factor}")
-    return _as_dataarray(data, grid, root["unit_id"][:], "rates", _attrs(grid, kernel, units="Hz"))
