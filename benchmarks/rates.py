@@ -23,13 +23,12 @@ RESULT = time.perf_counter() - t
 """
 WRITE = """
 import time
-from spikeprep.nwb import read_session
 from spikeprep.nwb import SpikeReader
 from spikeprep.rates import make_grid
 from spikeprep.ratestore import write_counts
-s = read_session({path!r})
 t = time.perf_counter()
-write_counts(s.spikes, {store!r}, make_grid(s.spikes))
+with SpikeReader({path!r}) as spikes:  # streams from the file: one block of units in memory
+    write_counts(spikes, {store!r}, make_grid(spikes))
 RESULT = time.perf_counter() - t
 """
 WINDOW = """
