@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import NWBFormatError
-from .session import DEFAULT_BLOCK_SPIKES, Session, SpikeTrains, unit_blocks
+from .session import RaggedIndex, Session, SpikeTrains
 
 __all__ = ["read_session", "SpikeReader", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
 
@@ -367,7 +367,7 @@ def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, pat
     return SpikeTrains(times, offsets, ids), len(unsorted_units), dropped
 
 
-class SpikeReader:
+class SpikeReader(RaggedIndex):
     """A session file's spike times, read one block of units at a time.
 
     Implements :class:`~spikeprep.session.SpikeSource`, so
@@ -420,19 +420,6 @@ class SpikeReader:
             t_max = float(np.fmax(t_max, trains.t_max))
         _note_repairs(self.path, n_unsorted, n_dropped, self.notes)
         return t_max
-
-    @property
-    def n_units(self) -> int:
-        return len(self.unit_ids)
-
-    @property
-    def n_spikes(self) -> np.ndarray:
-        """Spike count of every unit in the file (before any negative time is dropped)."""
-        return np.diff(self.offsets)
-
-    def blocks(self, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> list[tuple[int, int]]:
-        """Consecutive unit ranges holding at most ``max_spikes`` spikes each."""
-        return unit_blocks(self.offsets, max_spikes)
 
     def block(self, a: int, b: int) -> SpikeTrains:
         """Units ``a:b`` read from the file (checked and repaired like :func:`read_session`)."""

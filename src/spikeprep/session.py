@@ -14,7 +14,7 @@ import pandas as pd
 
 from .errors import NWBFormatError, SpikeprepError
 
-__all__ = ["SpikeTrains", "SpikeSource", "Session", "unit_blocks", "NWBFormatError", "SpikeprepError"]
+__all__ = ["SpikeTrains", "SpikeSource", "RaggedIndex", "Session", "unit_blocks", "NWBFormatError", "SpikeprepError"]
 
 DEFAULT_BLOCK_SPIKES = 1 << 23  # 64 MB of float64 times: bounds the temporaries of vectorised work
 
@@ -32,8 +32,30 @@ def unit_blocks(offsets: np.ndarray, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> 
     return out
 
 
+class RaggedIndex:
+    """Unit counts and blocks from ``offsets`` and ``unit_ids`` (the NWB ragged index);
+    shared by :class:`SpikeTrains` and readers that load spikes block by block."""
+
+    unit_ids: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    @property
+    def n_spikes(self) -> np.ndarray:
+        """Spike count of every unit (int64)."""
+        return np.diff(self.offsets)
+
+    def blocks(self, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> list[tuple[int, int]]:
+        """Consecutive unit ranges ``(a, b)`` holding at most ``max_spikes`` spikes each
+        (a unit with more is a block of its own): bounds the temporaries of vectorised work."""
+        return unit_blocks(self.offsets, max_spikes)
+
+
 @dataclass(frozen=True)
-class SpikeTrains:
+class SpikeTrains(RaggedIndex):
     """All units' spike times in the NWB ragged layout.
 
     Parameters
@@ -66,15 +88,6 @@ class SpikeTrains:
         times = np.concatenate(arrays) if arrays else np.empty(0, np.float64)
         return cls(times, offsets, ids)
 
-    @property
-    def n_units(self) -> int:
-        return len(self.unit_ids)
-
-    @property
-    def n_spikes(self) -> np.ndarray:
-        """Spike count of every unit (int64)."""
-        return np.diff(self.offsets)
-
     def __len__(self) -> int:
         return self.n_units
 
@@ -106,11 +119,6 @@ class SpikeTrains:
         for k, p in enumerate(positions):
             times[offsets[k] : offsets[k + 1]] = self[int(p)]
         return SpikeTrains(times, offsets, self.unit_ids[positions].copy())
-
-    def blocks(self, max_spikes: int = DEFAULT_BLOCK_SPIKES) -> list[tuple[int, int]]:
-        """Consecutive unit ranges ``(a, b)`` holding at most ``max_spikes`` spikes each
-        (a unit with more is a block of its own): bounds the temporaries of vectorised work."""
-        return unit_blocks(self.offsets, max_spikes)
 
     def block(self, a: int, b: int) -> "SpikeTrains":
         """Units ``a:b`` as a SpikeTrains of their own (zero-copy views)."""
