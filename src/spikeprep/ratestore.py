@@ -6,7 +6,6 @@ Imported lazily (it pulls in Zarr and xarray); the kernels live in :mod:`spikepr
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -141,14 +140,7 @@ def _consolidate(store: str | Path) -> None:
         zarr.consolidate_metadata(str(store))
 
 
-@lru_cache(maxsize=8)
-def _open_counts(path: str) -> Any:
-    import zarr
-
-    return zarr.open_array(path, mode="r")
-
-
-def _rates_block(path: str, t0: int, t1: int, u0: int, u1: int, kernel: Kernel, factor: int, n_bins: int,
+def _rates_block(counts: Any, t0: int, t1: int, u0: int, u1: int, kernel: Kernel, factor: int, n_bins: int,
                  bin_size: float, out: np.ndarray, col: int = 0) -> None:
     """Add the rates of bins ``t0:t1`` (of the result grid) × units ``u0:u1`` to ``out``.
 
@@ -157,7 +149,6 @@ def _rates_block(path: str, t0: int, t1: int, u0: int, u1: int, kernel: Kernel, 
     each store column of units once, with a halo of ``kernel.half`` bins (zeros beyond
     the grid), and scatters its smoothed counts straight into ``out``.
     """
-    counts = _open_counts(path)
     width = counts.chunks[1]
     h = kernel.half
     a, b = max(0, t0 - h), min(n_bins, t1 + h)
@@ -178,8 +169,8 @@ class _LazyRates(BackendArray):
     """The rates of a counts store as an array computed on indexing (xarray's lazy
     backend protocol): a selection computes exactly its own bins and units."""
 
-    def __init__(self, path: str, kernel: Kernel, factor: int, n_bins: int, n_units: int, bin_size: float) -> None:
-        self.path, self.kernel, self.factor, self.bin_size = path, kernel, factor, bin_size
+    def __init__(self, counts: Any, kernel: Kernel, factor: int, n_bins: int, n_units: int, bin_size: float) -> None:
+        self.counts, self.kernel, self.factor, self.bin_size = counts, kernel, factor, bin_size
         self.shape = (n_bins, n_units)
         self.dtype = np.dtype(np.float32)
 
@@ -199,7 +190,7 @@ class _LazyRates(BackendArray):
             else:
                 lo, hi = min(r[0], r[-1]), max(r[0], r[-1]) + 1
                 spans.append((lo, hi))
-                post.append(slice(None) if r.step == 1 else slice(r[0] - lo, None if r.step > 0 else None, r.step))
+                post.append(slice(None) if r.step == 1 else slice(r[0] - lo, None, r.step))
         (t0, t1), (u0, u1) = spans
         return self.window(t0, t1, u0, u1)[tuple(post)]
 
@@ -211,13 +202,13 @@ class _LazyRates(BackendArray):
         pad, n_bins = self.kernel.taps - 1, self.shape[0]
         out = np.zeros((t1 - t0 + 2 * pad, u1 - u0), dtype=np.float32)
         if t1 > t0 and u1 > u0:
-            width = _open_counts(self.path).chunks[1]
+            width = self.counts.chunks[1]
             cuts = sorted({u0, u1, *range((u0 // width + 1) * width, u1, width)})
             mid = cuts[len(cuts) // 2]
             parts = [(p, q) for p, q in ((u0, mid), (mid, u1)) if q > p]
             plain = Kernel(self.kernel.sigma_bins, self.kernel.taps, False)
             with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-                list(pool.map(lambda pq: _rates_block(self.path, t0, t1, pq[0], pq[1], plain, self.factor, n_bins,
+                list(pool.map(lambda pq: _rates_block(self.counts, t0, t1, pq[0], pq[1], plain, self.factor, n_bins,
                                                       self.bin_size, out, pq[0] - u0), parts))
         y = out[pad : pad + t1 - t0]
         edge = _edge_factor(self.kernel, t0, t1, n_bins)
@@ -262,7 +253,7 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: flo
         raise ValueError(f"bin_size {bin_size} is not a multiple of the stored {stored.bin_size} s")
     n_bins, n_units = counts.shape[0] // factor, counts.shape[1]
     grid = Grid(stored.bin_size * factor, stored.t_start, stored.t_start + n_bins * stored.bin_size * factor)
-    lazy = _LazyRates(str(Path(store) / "counts"), kernel, factor, n_bins, n_units, grid.bin_size)
+    lazy = _LazyRates(counts, kernel, factor, n_bins, n_units, grid.bin_size)
     rates = _as_dataarray(indexing.LazilyIndexedArray(lazy), grid, root["unit_id"][:], "rates",
                           _attrs(grid, kernel, units="Hz"))
     if chunks is not None:
