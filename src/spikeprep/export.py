@@ -133,9 +133,9 @@ def write_spike_times(spikes: SpikeTrains, path: Path) -> None:
     with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=["unit_id"],
                           column_encoding={"time": "BYTE_STREAM_SPLIT"}) as w:
         for a, b in spikes.blocks(_SPIKE_ROWS_PER_GROUP):
-            lo, hi = spikes.offsets[a], spikes.offsets[b]
-            ids = np.repeat(spikes.unit_ids[a:b], spikes.n_spikes[a:b])
-            w.write_table(pa.table({"unit_id": ids, "time": spikes.times[lo:hi]}, schema=schema))
+            block = spikes.block(a, b)
+            ids = np.repeat(block.unit_ids, block.n_spikes)
+            w.write_table(pa.table({"unit_id": ids, "time": block.times}, schema=schema))
 
 
 def _invalid_for_json(inv: pd.DataFrame) -> list[dict[str, Any]]:

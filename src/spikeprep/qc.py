@@ -26,10 +26,11 @@ def _isi_counts(spikes: SpikeTrains, threshold_s: float, hill_threshold_s: float
     n = spikes.n_units
     short, hill, kept = np.zeros(n, np.int64), np.zeros(n, np.int64), spikes.n_spikes.copy()
     for a, b in spikes.blocks():
-        t = spikes.times[spikes.offsets[a] : spikes.offsets[b]]
+        block = spikes.block(a, b)
+        t = block.times
         if len(t) < 2:
             continue
-        owner = spikes.block_owner(a, b)
+        owner = block.block_owner(0, b - a)
         isi = np.diff(t)
         same = owner[1:] == owner[:-1]
         short[a:b] = np.bincount(owner[1:][same & (isi < threshold_s)], minlength=b - a)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy
     import xarray as xr
 
 __all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype",
-           "max_bin_count", "counts_dtype", "fill_counts", "smooth_counts", "firing_rates",
+           "max_bin_count", "counts_dtype", "fill_counts", "smooth_counts", "correct_edges", "firing_rates",
            "DEFAULT_BIN_SIZE", "DEFAULT_SIGMA_BINS", "DEFAULT_TAPS"]
 
 DEFAULT_BIN_SIZE = 0.005
@@ -55,7 +55,10 @@ class Grid:
 
     def bins(self, times: np.ndarray) -> np.ndarray:
         """Bin index of each time (int64); may fall outside ``[0, n_bins)``."""
-        return np.floor((times - self.t_start) * self.fs).astype(np.int64)
+        x = times - self.t_start  # one float temporary, floored in place
+        x *= self.fs
+        np.floor(x, out=x)
+        return x.astype(np.int64)
 
 
 def make_grid(spikes: SpikeSource, bin_size: float = DEFAULT_BIN_SIZE, t_start: float = 0.0,
@@ -143,12 +146,9 @@ def _flat_bins(block: SpikeTrains, grid: Grid) -> np.ndarray:
     are neighbours.
     """
     n = grid.n_bins
-    x = block.times - grid.t_start
-    x *= grid.fs
-    np.floor(x, out=x)
-    flat = x.astype(np.int64)
+    flat = grid.bins(block.times)
     inside = (flat >= 0) & (flat < n)
-    flat += np.repeat(np.arange(block.n_units, dtype=np.int64) * n, block.n_spikes)
+    flat += block.block_owner(0, block.n_units) * n
     return flat if inside.all() else flat[inside]
 
 
@@ -230,6 +230,14 @@ def bin_counts(spikes: SpikeSource, grid: Grid, dtype: np.dtype | None = None) -
     return out
 
 
+def correct_edges(rates: np.ndarray, kernel: Kernel, start: int, n_bins: int) -> None:
+    """With ``kernel.edge_correction``, rescale in place the rows of ``rates`` (bins
+    ``start…`` of an ``n_bins`` grid) near the grid's ends by Σw / (kernel mass inside)."""
+    factor = _edge_factor(kernel, start, start + rates.shape[0], n_bins)
+    if factor is not None:
+        rates *= factor.astype(rates.dtype)[:, None]
+
+
 def _edge_factor(kernel: Kernel, start: int, stop: int, n_bins: int) -> np.ndarray | None:
     """Σw / (mass of w inside the grid) for bins ``start:stop``; None where it is all 1."""
     h = kernel.half
@@ -299,10 +307,7 @@ def smooth_counts(counts: np.ndarray, kernel: Kernel, bin_size: float, *, start:
         x[h : h + T] = counts[:, a:b]
         _correlate_into(x, w, out, a)
     out = out[pad : pad + T]
-    n_bins = T if n_bins is None else n_bins
-    factor = _edge_factor(kernel, start, start + T, n_bins)
-    if factor is not None:
-        out *= factor.astype(out.dtype)[:, None]
+    correct_edges(out, kernel, start, T if n_bins is None else n_bins)
     return out
 
 

@@ -14,8 +14,8 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from .rates import (COUNTS_CHUNKS, Grid, Kernel, _as_dataarray, _attrs, _correlate_into, _edge_factor,
-                    _scaled_weights, counts_dtype, fill_counts, smooth_counts)
+from .rates import (COUNTS_CHUNKS, Grid, Kernel, _as_dataarray, _attrs, _correlate_into, _scaled_weights,
+                    correct_edges, counts_dtype, fill_counts, smooth_counts)
 from .session import SpikeSource
 
 __all__ = ["write_counts", "lazy_rates"]
@@ -206,14 +206,11 @@ class _LazyRates(BackendArray):
             cuts = sorted({u0, u1, *range((u0 // width + 1) * width, u1, width)})
             mid = cuts[len(cuts) // 2]
             parts = [(p, q) for p, q in ((u0, mid), (mid, u1)) if q > p]
-            plain = Kernel(self.kernel.sigma_bins, self.kernel.taps, False)
             with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-                list(pool.map(lambda pq: _rates_block(self.counts, t0, t1, pq[0], pq[1], plain, self.factor, n_bins,
-                                                      self.bin_size, out, pq[0] - u0), parts))
+                list(pool.map(lambda pq: _rates_block(self.counts, t0, t1, pq[0], pq[1], self.kernel, self.factor,
+                                                      n_bins, self.bin_size, out, pq[0] - u0), parts))
         y = out[pad : pad + t1 - t0]
-        edge = _edge_factor(self.kernel, t0, t1, n_bins)
-        if edge is not None:
-            y *= edge.astype(np.float32)[:, None]
+        correct_edges(y, self.kernel, t0, n_bins)
         return y
 
 
