@@ -205,6 +205,26 @@ def test_store_streamed_from_the_file_equals_the_one_from_memory(small_nwb: Path
     xr.testing.assert_identical(a.compute(), b.compute())
 
 
+def test_a_failing_source_leaves_no_store(tmp_path: Path) -> None:
+    from spikeprep.errors import NWBFormatError
+
+    class Corrupt(SpikeTrains):
+        def block(self, a: int, b: int) -> SpikeTrains:
+            if a > 0:
+                raise NWBFormatError("x.nwb", "units/spike_times: truncated")
+            return super().block(a, b)
+
+    s = SpikeTrains.from_dict({u: np.sort(np.random.default_rng(u).uniform(0, 5, 50)) for u in range(10)})
+    bad = Corrupt(s.times, s.offsets, s.unit_ids)
+    with pytest.raises(NWBFormatError, match="truncated"):
+        write_counts(bad, tmp_path / "b.zarr", make_grid(s), chunks=(300, 4))
+    assert not (tmp_path / "b.zarr").exists()
+    write_counts(s, tmp_path / "b.zarr", make_grid(s), chunks=(300, 4))
+    with pytest.raises(FileExistsError):
+        write_counts(s, tmp_path / "b.zarr", make_grid(s))
+    assert (tmp_path / "b.zarr" / "zarr.json").exists()  # an existing store is left alone
+
+
 def test_store_widens_the_type_when_a_bin_overflows_uint8(tmp_path: Path) -> None:
     s = SpikeTrains.from_dict({1: np.full(300, 0.0012), 2: [0.5, 0.7]})
     info = write_counts(s, tmp_path / "b.zarr", make_grid(s))

@@ -53,7 +53,8 @@ def write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, *, chunks: 
     spikes : SpikeTrains or spikeprep.nwb.SpikeReader
         With a reader, only one block of units' spike times is in memory at a time.
     store : path
-        Folder of the new Zarr (v3) group; must not exist.
+        Folder of the new Zarr (v3) group; must not exist. Removed again if writing
+        fails (e.g. a corrupt block of the file), so no half-written store is left.
     grid : Grid
     chunks : (time, unit)
         Chunk shape; two blocks of ``chunks[1]`` units are held in memory.
@@ -69,12 +70,18 @@ def write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, *, chunks: 
     """
     import shutil
 
+    if Path(store).exists():
+        raise FileExistsError(f"{store} already exists")
     try:
-        return _write_counts(spikes, store, grid, np.dtype(np.uint8), chunks, rates_kernel, progress)
-    except OverflowError:
-        shutil.rmtree(store)
-        dtype = counts_dtype(spikes, grid)
-        return _write_counts(spikes, store, grid, dtype, chunks, rates_kernel, progress)
+        try:
+            return _write_counts(spikes, store, grid, np.dtype(np.uint8), chunks, rates_kernel, progress)
+        except OverflowError:
+            shutil.rmtree(store)
+            dtype = counts_dtype(spikes, grid)
+            return _write_counts(spikes, store, grid, dtype, chunks, rates_kernel, progress)
+    except BaseException:
+        shutil.rmtree(store, ignore_errors=True)  # ours (it did not exist): no half-written store is left
+        raise
 
 
 def _write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, dtype: np.dtype, chunks: tuple[int, int],
