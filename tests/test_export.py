@@ -16,9 +16,12 @@ import pytest
 import xarray as xr
 
 import spikeprep
-from spikeprep.export import ExportOptions, is_complete, read_status, session_dir
+from spikeprep.layout import SessionFolder
 from spikeprep.nwb import read_session
-from spikeprep.pipeline import export_file, export_many, run_qc
+from spikeprep.options import ExportOptions
+from spikeprep.pipeline import export_file, export_many
+from spikeprep.qcreport import run_qc
+from spikeprep.source import LocalFile
 from spikeprep.synthetic import SynthSpec, write_session
 from spikeprep.verify import verify_out
 
@@ -39,15 +42,32 @@ def exported(small_nwb: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return out, r.session_id
 
 
-def test_contract_files_and_session_json(exported) -> None:
+def session_dir(out: Path, sid: int) -> Path:
+    return SessionFolder(out, sid).path
+
+
+def read_status(out: Path, sid: int) -> dict | None:
+    p = session_dir(out, sid) / "session.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def is_complete(out: Path, sid: int, options: ExportOptions, nwb: Path) -> bool:
+    return SessionFolder(out, sid).is_complete(options.as_dict(), LocalFile(nwb).info())
+
+
+def test_contract_files_and_session_json(exported, small_nwb: Path) -> None:
+    from spikeprep.layout import SCHEMA_VERSION
+
     out, sid = exported
     d = session_dir(out, sid)
     assert {p.name for p in d.iterdir()} == {"units.parquet", "spike_times.parquet", "stimulus.parquet",
                                             "running.parquet", "binned.zarr", "session.json"}
     st = json.loads((d / "session.json").read_text())
-    assert st["status"] == "complete" and st["session_id"] == sid
+    assert st["status"] == "complete" and st["session_id"] == sid and st["schema_version"] == SCHEMA_VERSION
     assert st["params"] == ExportOptions().as_dict()
-    assert st["source_size"] > 0 and st["spikeprep_version"] == spikeprep.__version__
+    assert st["source"]["size"] == small_nwb.stat().st_size and st["source"]["location"] == str(small_nwb.resolve())
+    assert st["spikeprep_version"] == spikeprep.__version__
+    assert st["outputs"]["units"]["rows"] == st["counts"]["units"] and st["outputs"]["binned"]["grid"]["t_start"] == 0
     assert not list(out.glob(".tmp-*"))
 
 
@@ -97,8 +117,8 @@ def test_skip_force_and_changed_params(exported, small_nwb: Path) -> None:
     out, sid = exported
     before = read_status(out, sid)["finished_at"]
     assert export_file(small_nwb, out).status == "skipped"
-    assert is_complete(out, sid, ExportOptions(), small_nwb.stat().st_size)
-    assert not is_complete(out, sid, ExportOptions(bin_size=0.01), small_nwb.stat().st_size)
+    assert is_complete(out, sid, ExportOptions(), small_nwb)
+    assert not is_complete(out, sid, ExportOptions(bin_size=0.01), small_nwb)
     time.sleep(1.1)
     assert export_file(small_nwb, out, force=True).status == "exported"
     assert read_status(out, sid)["finished_at"] != before
@@ -117,7 +137,7 @@ def test_units_query(small_nwb: Path, tmp_path: Path) -> None:
     assert read_status(tmp_path, r.session_id)["params"]["units_query"] == q
     assert spikeprep.open_counts(tmp_path, r.session_id)["counts"].shape[1] == len(expected)
     bad = export_file(small_nwb, tmp_path / "bad", ExportOptions(units_query="no_such_column > 1"))
-    assert bad.status == "failed" and "bad --units query" in bad.message
+    assert bad.status == "failed" and "bad --units-query" in bad.message
 
 
 @pytest.mark.parametrize("name", REFERENCE_NAMES)
@@ -248,7 +268,7 @@ def test_existing_scheduler(tmp_path: Path, synth_dir: Path) -> None:
 
 
 def test_qc_reuses_stored_metrics_and_recomputes_for_another_threshold(exported, monkeypatch: pytest.MonkeyPatch) -> None:
-    import spikeprep.pipeline as pipeline
+    import spikeprep.qcreport as pipeline
 
     out, sid = exported
     stored = spikeprep.open_units(out, sid)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import spikeprep.export as export_mod
+import spikeprep.outputs as export_mod
+import spikeprep.ratestore as ratestore
 from spikeprep.errors import ExportError
-from spikeprep.export import session_dir
+from spikeprep.layout import SessionFolder
 from spikeprep.pipeline import export_file
 from spikeprep.synthetic import SynthSpec, write_session
 from spikeprep.verify import verify_out
@@ -42,25 +43,32 @@ def _enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("target", ["write_spike_times", "write_counts", "_write_table"])
-def test_full_disk_during_export(target: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = getattr(export_mod, target)
+def session_dir(out: Path, sid: int) -> Path:
+    return SessionFolder(out, sid).path
+
+
+@pytest.mark.parametrize("module, target", [(export_mod, "write_spike_times"), (ratestore, "write_counts"),
+                                            (export_mod, "write_table")])
+def test_full_disk_during_export(module, target: str, tiny: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    real = getattr(module, target)
 
     def half_then_fail(*args, **kwargs):
         real(*args, **kwargs)  # something was written...
         _enospc()              # ...then the disk filled up
 
-    monkeypatch.setattr(export_mod, target, half_then_fail)
+    monkeypatch.setattr(module, target, half_then_fail)
     with pytest.raises(ExportError, match="No space left on device"):
+        from spikeprep.annotate import annotate
+        from spikeprep.export import write_outputs
         from spikeprep.nwb import read_session
-        from spikeprep.pipeline import annotate
-        from spikeprep.export import ExportOptions, write_outputs
+        from spikeprep.options import ExportOptions
 
         write_outputs(annotate(read_session(tiny), ExportOptions()), tmp_path, ExportOptions())
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob("session_*"))
     r = export_file(tiny, tmp_path)
     assert r.status == "failed" and "No space left on device" in r.message and str(tmp_path) in r.message
-    monkeypatch.setattr(export_mod, target, real)
+    monkeypatch.setattr(module, target, real)
     assert export_file(tiny, tmp_path).status == "exported"  # space again: the rerun finishes the job
 
 
@@ -79,7 +87,7 @@ def test_verify_reports_each_problem(tiny: Path, tmp_path: Path) -> None:
     d = session_dir(tmp_path, r.session_id)
     assert verify_out(tmp_path) == ([], 1)
     st = json.loads((d / "session.json").read_text())
-    st["counts"]["spikes"] += 1
+    st["outputs"]["spike_times"]["rows"] += 1
     (d / "session.json").write_text(json.dumps(st))
     problems, _ = verify_out(tmp_path)
     assert any("spike_times.parquet" in p and "rows" in p for p in problems)

@@ -15,7 +15,8 @@ import pytest
 from spikeprep import fetch
 from spikeprep.errors import DownloadError
 from spikeprep.fetch import download_file, session_nwb_path
-from spikeprep.pipeline import download_sessions, run_sessions, session_table
+from spikeprep.bucket import download_sessions, session_table
+from spikeprep.pipeline import run_sessions
 from spikeprep.synthetic import SynthSpec, write_bucket
 
 from .http_bucket import Bucket

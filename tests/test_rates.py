@@ -10,9 +10,8 @@ import xarray as xr
 from scipy.ndimage import convolve1d
 
 from spikeprep.nwb import read_session
-from spikeprep.rates import (Grid, Kernel, bin_counts, count_dtype, firing_rates, gaussian_kernel, make_grid,
-                             smooth_counts)
-from spikeprep.ratestore import lazy_rates, write_counts
+from spikeprep.rates import Grid, Kernel, bin_counts, count_dtype, gaussian_kernel, make_grid, smooth_counts
+from spikeprep.ratestore import firing_rates, lazy_rates, write_counts
 from spikeprep.session import SpikeTrains
 
 from .notebook_reference import get_firing_rates

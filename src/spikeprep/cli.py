@@ -58,10 +58,15 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def _options(a: argparse.Namespace):
-    from .export import ExportOptions
+    """The ExportOptions the flags ask for; a bad value is a usage error naming its flag."""
+    from .options import ExportOptions, option_fields
 
-    return ExportOptions(bin_size=a.bin_size, store_rates=a.store_rates, units_query=a.units,
-                         legacy_pickle=a.legacy_pickle, isi_threshold_ms=a.threshold_ms)
+    flags = {f.name: f.flag for f in option_fields()}
+    try:
+        return ExportOptions(**{name: getattr(a, name) for name in flags})
+    except ValueError as exc:
+        name = str(exc).split(" ", 1)[0]
+        raise SystemExit(_usage(a, f"{flags.get(name, name)}: {exc}"))
 
 
 def _report(results: list, out: Path) -> int:
@@ -82,37 +87,40 @@ def _report(results: list, out: Path) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _outcome(outcome: Any, out: str) -> int:
+    status = _report(outcome.results, Path(out))
+    if outcome.qc_error:
+        _fail(outcome.qc_error)
+        status = EXIT_FAILED
+    return status
+
+
 def cmd_export(a: argparse.Namespace) -> int:
-    from .pipeline import export_many, find_session_files
+    options = _options(a)
+    from .pipeline import export_then_qc, find_session_files
 
     files = find_session_files(a.inputs)
     if not files:
         _fail(f"no session NWB files in {' '.join(a.inputs)}")
         return EXIT_FAILED
-    results = export_many(files, a.out, _options(a), workers=a.workers, scheduler=a.scheduler, force=a.force,
-                          progress=not a.quiet, verbose=a.verbose)
-    status = _report(results, Path(a.out))
-    if not a.no_qc and any(r.ok for r in results):
-        status = max(status, _qc(a.out, None, a.threshold_ms, a.verbose))
-    return status
-
-
-def _qc(out: str, select: str | None, threshold_ms: float, verbose: bool) -> int:
-    from .pipeline import run_qc
-
-    try:
-        run_qc(out, select=select, threshold_ms=threshold_ms)
-        print(f"QC written to {Path(out) / 'qc'}")
-        return EXIT_OK
-    except Exception as exc:
-        if verbose:
-            traceback.print_exc()
-        _fail(f"qc: {exc}")
-        return EXIT_FAILED
+    return _outcome(export_then_qc(files, a.out, options, qc=not a.no_qc, workers=a.workers, scheduler=a.scheduler,
+                                   force=a.force, progress=not a.quiet, verbose=a.verbose), a.out)
 
 
 def cmd_qc(a: argparse.Namespace) -> int:
-    return _qc(a.out, a.select, a.threshold_ms, a.verbose)
+    if not a.threshold_ms > 0:
+        raise SystemExit(_usage(a, f"--threshold-ms must be a positive number, got {a.threshold_ms:g}"))
+    from .qcreport import run_qc
+
+    try:
+        run_qc(a.out, select=a.select, threshold_ms=a.threshold_ms)
+        print(f"QC written to {Path(a.out) / 'qc'}")
+        return EXIT_OK
+    except Exception as exc:
+        if a.verbose:
+            traceback.print_exc()
+        _fail(f"qc: {exc}")
+        return EXIT_FAILED
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
@@ -136,7 +144,7 @@ def _catalog_kwargs(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sessions(a: argparse.Namespace) -> int:
-    from .pipeline import session_table
+    from .bucket import session_table
 
     table = session_table(**_catalog_kwargs(a), offline=a.offline)
     if a.where:
@@ -161,7 +169,7 @@ def _selected_ids(a: argparse.Namespace) -> list[int]:
         return [int(i) for i in a.ids]
     if not (a.all or a.where):
         raise SystemExit(_usage(a, "give session ids, --all or --where QUERY"))
-    from .pipeline import session_table
+    from .bucket import session_table
 
     table = session_table(**_catalog_kwargs(a))
     if a.where:
@@ -176,7 +184,7 @@ def _usage(a: argparse.Namespace, message: str) -> int:
 
 def cmd_download(a: argparse.Namespace) -> int:
     ids = _selected_ids(a)
-    from .pipeline import download_sessions
+    from .bucket import download_sessions
 
     results = download_sessions(ids, a.cache, base_url=a.base_url, progress=not a.quiet)
     failed = [r for r in results if r.error]
@@ -187,28 +195,27 @@ def cmd_download(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from .pipeline import run_sessions
-
+    options = _options(a)
     ids = _selected_ids(a)
-    results = run_sessions(ids, a.cache, a.out, _options(a), base_url=a.base_url, workers=a.workers,
-                           scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose)
-    status = _report(results, Path(a.out))
-    if any(r.ok for r in results):
-        status = max(status, _qc(a.out, None, a.threshold_ms, a.verbose))
-    return status
+    from .pipeline import run_then_qc
+
+    return _outcome(run_then_qc(ids, a.cache, a.out, options, base_url=a.base_url, workers=a.workers,
+                                scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose), a.out)
 
 
 # ----------------------------------------------------------------------------- parser
 def _export_flags(p: argparse.ArgumentParser) -> None:
+    from .options import option_fields
+
     p.add_argument("--out", required=True, help="output folder (one session_<id>/ per session)")
     p.add_argument("--force", action="store_true", help="re-export sessions already complete")
     p.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
-    p.add_argument("--units", metavar="QUERY", help="keep units matching a pandas query, e.g. \"quality == 'good'\"")
-    p.add_argument("--store-rates", action="store_true", help="also store float32 rates in binned.zarr")
-    p.add_argument("--legacy-pickle", action="store_true", help="also write the notebook's pickles in OUT/legacy")
-    p.add_argument("--bin-size", type=float, default=0.005, metavar="S", help="bin size in s (default 0.005)")
-    p.add_argument("--threshold-ms", type=float, default=5.0, help="ISI threshold of the QC (default 5 ms)")
+    for f in option_fields():  # one flag per ExportOptions field, its default and help from there
+        if f.type is bool:
+            p.add_argument(f.flag, dest=f.name, action="store_true", help=f.help)
+        else:
+            p.add_argument(f.flag, dest=f.name, type=f.type, default=f.default, metavar=f.metavar, help=f.help)
 
 
 def _catalog_flags(p: argparse.ArgumentParser, cache_required: bool) -> None:
@@ -226,6 +233,7 @@ def _selection_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .options import ISI_THRESHOLD_MS
 
     parser = _Parser(prog="spikeprep", description="Allen Visual Coding - Neuropixels sessions to analysis-ready data.")
     parser.add_argument("--version", action="version", version=f"spikeprep {__version__}")
@@ -271,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("qc", cmd_qc, "ISI-violation QC of the exported sessions in OUT")
     p.add_argument("out", metavar="OUT")
     p.add_argument("--select", metavar="QUERY", help="units to summarise (default: is_rs, snr > 2.5, visual cortex)")
-    p.add_argument("--threshold-ms", type=float, default=5.0)
+    p.add_argument("--threshold-ms", type=float, default=ISI_THRESHOLD_MS, metavar="MS",
+                   help=f"ISI threshold in ms (default {ISI_THRESHOLD_MS:g})")
 
     p = add("inspect", cmd_inspect, "summarise session NWB files")
     p.add_argument("files", nargs="+", metavar="FILE.nwb")

@@ -10,8 +10,10 @@ __all__ = ["run_demo"]
 
 def run_demo(folder: Path, *, n_units: int = 300, duration: float = 900.0, n_probes: int = 3, seed: int = 0) -> int:
     """Run the whole pipeline on one synthetic session in ``folder``; return an exit code."""
-    from .export import ExportOptions, open_rates, open_running, open_spike_times, open_stimulus, open_units
-    from .pipeline import export_file, run_qc
+    from .options import ExportOptions
+    from .pipeline import export_file
+    from .qcreport import run_qc
+    from .readers import open_rates, open_running, open_spike_times, open_stimulus, open_units
     from .plots import session_figure
     from .synthetic import SynthSpec, write_session
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .export import atomic_write
+from .layout import OutFolder, atomic_write
+from .options import BIN_SIZE_S
 from .rates import Kernel, fill_counts, make_grid, smooth_counts
 from .session import Session
 
@@ -46,7 +47,7 @@ def legacy_stimulus(session: Session) -> pd.DataFrame:
                          "block": s["stimulus_block"].fillna(-1).to_numpy(dtype=np.int64)})
 
 
-def legacy_rates(session: Session, bin_size: float = 0.005, block: int = 64) -> pd.DataFrame:
+def legacy_rates(session: Session, bin_size: float = BIN_SIZE_S, block: int = 64) -> pd.DataFrame:
     """A time × unit uint8 DataFrame of floor(exact rate in Hz) clipped to 0…255.
 
     Dense, as the notebook's was (≈5 GB for a full session): only for ``--legacy-pickle``.
@@ -67,7 +68,7 @@ def legacy_rates(session: Session, bin_size: float = 0.005, block: int = 64) -> 
 
 def write_legacy(session: Session, out: str | Path) -> list[str]:
     """Write the four pickles under ``out/legacy`` (each atomically); return their names."""
-    folder = Path(out) / "legacy"
+    folder = OutFolder(out).legacy
     folder.mkdir(parents=True, exist_ok=True)
     sid = session.session_id
     names = []

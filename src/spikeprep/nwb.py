@@ -20,6 +20,7 @@ import pandas as pd
 
 from .errors import NWBFormatError
 from .session import RaggedIndex, Session, SpikeTrains
+from .source import Source, SourceInfo, as_source
 
 __all__ = ["read_session", "SpikeReader", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
 
@@ -50,12 +51,12 @@ def _problems(path: Path, what: str) -> Iterator[None]:
         raise NWBFormatError(path, f"{what}: {msg}") from exc
 
 
-def read_session(path: str | Path) -> Session:
+def read_session(path: str | Path | Source) -> Session:
     """Read one session NWB file into a :class:`~spikeprep.session.Session`.
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or Source
         A session NWB file (any of the three Allen layouts).
 
     Returns
@@ -68,8 +69,9 @@ def read_session(path: str | Path) -> Session:
         The file is not HDF5, is truncated, lacks a required table, or holds
         inconsistent data. The message names the file and the problem.
     """
-    path = Path(path)
-    with _open_h5(path) as f:
+    source = as_source(path)
+    path = Path(source.location)
+    with _open_h5(source) as f:
         notes: list[str] = []
         with _problems(path, "layout"):
             layout = detect_layout(f)
@@ -88,7 +90,7 @@ def read_session(path: str | Path) -> Session:
         with _problems(path, "running speed"):
             running = _read_running(f)
         with _problems(path, "session metadata"):
-            meta = _read_metadata(f, path)
+            meta = _read_metadata(f, path, source.info())
     meta.update(layout=layout, n_units=len(units), n_spikes=int(trains.offsets[-1]), read_warnings=notes)
     return Session(
         session_id=meta["session_id"], units=units, spikes=trains, channels=channels, probes=probes,
@@ -96,7 +98,7 @@ def read_session(path: str | Path) -> Session:
     )
 
 
-def peek_session_id(path: str | Path) -> int:
+def peek_session_id(path: str | Path | Source) -> int:
     """The session id of a file, reading only its metadata (for locks and skips).
 
     Raises
@@ -104,19 +106,20 @@ def peek_session_id(path: str | Path) -> int:
     NWBFormatError
         The file cannot be opened or names no session id.
     """
-    path = Path(path)
-    with _open_h5(path) as f, _problems(path, "session id"):
+    source = as_source(path)
+    path = Path(source.location)
+    with _open_h5(source) as f, _problems(path, "session id"):
         return _session_id(f, path)
 
 
-def _open_h5(path: Path) -> h5py.File:
+def _open_h5(source: Source) -> h5py.File:
     """Open a session file read-only; a missing or unreadable file is an NWBFormatError."""
-    if not path.exists():
-        raise NWBFormatError(path, "no such file")
+    target = source.open()
     try:
-        return h5py.File(path, "r")
+        return h5py.File(target, "r")
     except OSError as exc:
-        raise NWBFormatError(path, f"not a readable HDF5 file (truncated or corrupt?): {str(exc).splitlines()[0]}") from exc
+        raise NWBFormatError(source.location, f"not a readable HDF5 file (truncated or corrupt?): "
+                                              f"{str(exc).splitlines()[0]}") from exc
 
 
 def _session_id(f: h5py.File, path: Path) -> int:
@@ -379,7 +382,7 @@ class SpikeReader(RaggedIndex):
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or Source
         A session NWB file.
 
     Examples
@@ -388,9 +391,10 @@ class SpikeReader(RaggedIndex):
     ...     write_counts(spikes, "binned.zarr", make_grid(spikes))
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._file = _open_h5(self.path)
+    def __init__(self, path: str | Path | Source) -> None:
+        source = as_source(path)
+        self.path = Path(source.location)
+        self._file = _open_h5(source)
         try:
             with _problems(self.path, "units table"):
                 units, index = _read_units(self._file, self.path)
@@ -553,7 +557,7 @@ def _read_running(f: h5py.File) -> pd.DataFrame:
     return pd.DataFrame({"start_time": start, "end_time": end, "velocity": velocity})
 
 
-def _read_metadata(f: h5py.File, path: Path) -> dict[str, Any]:
+def _read_metadata(f: h5py.File, path: Path, source: SourceInfo) -> dict[str, Any]:
     session_id = _session_id(f, path)
     nwb_version = f.attrs.get("nwb_version", "")
     return {
@@ -565,6 +569,6 @@ def _read_metadata(f: h5py.File, path: Path) -> dict[str, Any]:
         "subject_id": _scalar(f, "general/subject/subject_id", ""),
         "species": _scalar(f, "general/subject/species", ""),
         "nwb_version": nwb_version.decode() if isinstance(nwb_version, bytes) else str(nwb_version),
-        "source_file": str(path.resolve()),
-        "source_size": path.stat().st_size,
+        "source_file": source.location,
+        "source_size": source.size,
     }

@@ -1,36 +1,28 @@
-"""Spike counts on a time grid, Gaussian smoothing, the Zarr counts store, lazy rates.
+"""Spike counts on a time grid and Gaussian smoothing: numpy in, numpy out.
 
 Defaults reproduce the notebook: 5 ms bins (200 Hz), bin of a spike ``floor(t * fs)``,
 grid from 0 to the last spike + 1 s, an 11-tap Gaussian with σ = √2 bins, rates in Hz,
 zero outside the grid. Unlike the notebook, counts are exact (two spikes in one bin
 count 2) and never overflow: the integer type is chosen from the data.
 
-Kernels are numpy in, numpy out; the Zarr writer streams one block of units at a time,
-and :func:`lazy_rates` smooths chunk by chunk with a halo read from the store, giving
-results identical to smoothing the whole matrix at once.
+The Zarr counts store, lazy rates and the xarray wrappers are in
+:mod:`spikeprep.ratestore`, which builds on these kernels.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .options import BIN_SIZE_S, SIGMA_BINS, TAPS
 from .session import SpikeSource, SpikeTrains
 
-if TYPE_CHECKING:  # heavy imports stay lazy
-    import xarray as xr
+__all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype", "max_bin_count",
+           "fill_counts", "smooth_counts", "correct_edges", "correlate_into", "scaled_weights", "grid_attrs"]
 
-__all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype",
-           "max_bin_count", "counts_dtype", "fill_counts", "smooth_counts", "correct_edges", "firing_rates",
-           "DEFAULT_BIN_SIZE", "DEFAULT_SIGMA_BINS", "DEFAULT_TAPS"]
-
-DEFAULT_BIN_SIZE = 0.005
-DEFAULT_SIGMA_BINS = math.sqrt(2.0)
-DEFAULT_TAPS = 11
-COUNTS_CHUNKS = (24_000, 64)  # 120 s × 64 units: ≈1.5 MB raw uint8; chosen in benchmarks/rates.py
 
 
 @dataclass(frozen=True)
@@ -61,7 +53,7 @@ class Grid:
         return x.astype(np.int64)
 
 
-def make_grid(spikes: SpikeSource, bin_size: float = DEFAULT_BIN_SIZE, t_start: float = 0.0,
+def make_grid(spikes: SpikeSource, bin_size: float = BIN_SIZE_S, t_start: float = 0.0,
               t_stop: float | None = None) -> Grid:
     """The notebook's grid: ``t_start`` to the last spike + 1 s unless ``t_stop`` is given."""
     if bin_size <= 0:
@@ -89,8 +81,8 @@ class Kernel:
         the outside as zero spikes.
     """
 
-    sigma_bins: float = DEFAULT_SIGMA_BINS
-    taps: int = DEFAULT_TAPS
+    sigma_bins: float = SIGMA_BINS
+    taps: int = TAPS
     edge_correction: bool = False
 
     def __post_init__(self) -> None:
@@ -102,16 +94,16 @@ class Kernel:
     @classmethod
     def make(cls, *, sigma_bins: float | None = None, sigma_ms: float | None = None,
              taps: int | None = None, half_width_sigmas: float | None = None,
-             bin_size: float = DEFAULT_BIN_SIZE, edge_correction: bool = False) -> "Kernel":
+             bin_size: float = BIN_SIZE_S, edge_correction: bool = False) -> "Kernel":
         """Build from σ in bins or in ms, and taps or a half-width in σ."""
         if sigma_bins is not None and sigma_ms is not None:
             raise ValueError("give sigma_bins or sigma_ms, not both")
-        sigma = sigma_ms / 1000.0 / bin_size if sigma_ms is not None else (sigma_bins or DEFAULT_SIGMA_BINS)
+        sigma = sigma_ms / 1000.0 / bin_size if sigma_ms is not None else (sigma_bins or SIGMA_BINS)
         if taps is not None and half_width_sigmas is not None:
             raise ValueError("give taps or half_width_sigmas, not both")
         if half_width_sigmas is not None:
             taps = 2 * int(math.ceil(half_width_sigmas * sigma)) + 1
-        return cls(float(sigma), int(taps or DEFAULT_TAPS), edge_correction)
+        return cls(float(sigma), int(taps or TAPS), edge_correction)
 
     @property
     def half(self) -> int:
@@ -121,7 +113,7 @@ class Kernel:
         return gaussian_kernel(self.sigma_bins, self.taps)
 
 
-def gaussian_kernel(sigma_bins: float = DEFAULT_SIGMA_BINS, taps: int = DEFAULT_TAPS) -> np.ndarray:
+def gaussian_kernel(sigma_bins: float = SIGMA_BINS, taps: int = TAPS) -> np.ndarray:
     """Unnormalised Gaussian ``w[k] = exp(-(k - h)² / (2σ²))``, ``k = 0 … taps-1``.
 
     With the defaults this is the notebook's ``exp(-(k - 5)² / 4)``.
@@ -173,11 +165,6 @@ def max_bin_count(spikes: SpikeSource, grid: Grid) -> int:
     return best
 
 
-def counts_dtype(spikes: SpikeSource, grid: Grid) -> np.dtype:
-    """The narrowest unsigned type for the counts of ``spikes`` on ``grid``."""
-    return count_dtype(max_bin_count(spikes, grid))
-
-
 def fill_counts(spikes: SpikeSource, grid: Grid, a: int, b: int, out: np.ndarray) -> tuple[int, int]:
     """Exact counts of units ``a:b`` into ``out``.
 
@@ -223,7 +210,7 @@ def bin_counts(spikes: SpikeSource, grid: Grid, dtype: np.dtype | None = None) -
     dtype : numpy dtype, optional
         Default: the narrowest unsigned type that holds the largest count.
     """
-    dtype = dtype or counts_dtype(spikes, grid)
+    dtype = dtype or count_dtype(max_bin_count(spikes, grid))
     out = np.zeros((spikes.n_units, grid.n_bins), dtype=dtype).T  # unit-major memory
     for a, b in spikes.blocks():
         fill_counts(spikes, grid, a, b, out[:, a:b])
@@ -255,12 +242,13 @@ def _edge_factor(kernel: Kernel, start: int, stop: int, n_bins: int) -> np.ndarr
 _SPARSE_MAX_DENSITY = 0.1  # above this share of non-zero counts, shifted dense adds are faster
 
 
-def _scaled_weights(kernel: Kernel, bin_size: float, dtype: Any) -> np.ndarray:
+def scaled_weights(kernel: Kernel, bin_size: float, dtype: Any) -> np.ndarray:
+    """The kernel's taps scaled to give Hz from counts: ``w · fs / Σw``."""
     w = kernel.weights()
     return (w * ((1.0 / bin_size) / w.sum())).astype(dtype)
 
 
-def _correlate_into(x: np.ndarray, w: np.ndarray, out: np.ndarray, col: int) -> None:
+def correlate_into(x: np.ndarray, w: np.ndarray, out: np.ndarray, col: int) -> None:
     """Add ``Σ_k w[k] · x[t + k, j]`` to ``out[t + taps − 1, col + j]`` ('valid' along time).
 
     ``x`` is ``(T + taps − 1, n)`` counts in any memory order; ``out`` is a C-ordered
@@ -298,49 +286,21 @@ def smooth_counts(counts: np.ndarray, kernel: Kernel, bin_size: float, *, start:
     array on a longer grid, for edge correction only. Works ``block`` units at a time.
     """
     T, n_units = counts.shape[0], counts.shape[1]
-    w = _scaled_weights(kernel, bin_size, dtype)
+    w = scaled_weights(kernel, bin_size, dtype)
     h, pad = kernel.half, kernel.taps - 1
     out = np.zeros((T + 2 * pad, n_units), dtype=dtype)
     for a in range(0, n_units, block):
         b = min(n_units, a + block)
         x = np.zeros((T + 2 * h, b - a), dtype=counts.dtype)
         x[h : h + T] = counts[:, a:b]
-        _correlate_into(x, w, out, a)
+        correlate_into(x, w, out, a)
     out = out[pad : pad + T]
     correct_edges(out, kernel, start, T if n_bins is None else n_bins)
     return out
 
 
-def _as_dataarray(values: Any, grid: Grid, unit_ids: np.ndarray, name: str, attrs: dict) -> "xr.DataArray":
-    import xarray as xr
-
-    return xr.DataArray(values, dims=("time", "unit_id"), name=name,
-                        coords={"time": grid.edges(), "unit_id": np.asarray(unit_ids, dtype=np.int64)},
-                        attrs=attrs)
-
-
-def firing_rates(spikes: SpikeSource, *, bin_size: float = DEFAULT_BIN_SIZE, t_start: float = 0.0,
-                 t_stop: float | None = None, kernel: Kernel | None = None,
-                 dtype: Any = np.float32) -> "xr.DataArray":
-    """Smoothed firing rates in memory, as an ``xarray.DataArray`` (``time`` × ``unit_id``, Hz).
-
-    Parameters
-    ----------
-    spikes : SpikeTrains
-    bin_size, t_start, t_stop : float
-        The grid (default: 5 ms from 0 to the last spike + 1 s).
-    kernel : Kernel, optional
-        Default: 11 taps, σ = √2 bins.
-    dtype : numpy dtype
-        float32 by default; float64 for bit-level comparisons.
-    """
-    grid = make_grid(spikes, bin_size, t_start, t_stop)
-    kernel = kernel or Kernel()
-    rates = smooth_counts(bin_counts(spikes, grid), kernel, grid.bin_size, dtype=dtype)
-    return _as_dataarray(rates, grid, spikes.unit_ids, "rates", _attrs(grid, kernel, units="Hz"))
-
-
-def _attrs(grid: Grid, kernel: Kernel | None = None, **extra: Any) -> dict:
+def grid_attrs(grid: Grid, kernel: Kernel | None = None, **extra: Any) -> dict:
+    """Attributes of a counts or rates array: its grid, kernel and spikeprep version."""
     from . import __version__
 
     attrs: dict[str, Any] = {"bin_size_s": grid.bin_size, "t_start": grid.t_start, "t_stop": grid.t_stop,

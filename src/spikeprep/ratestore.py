@@ -1,7 +1,8 @@
-"""The counts store on disk: :func:`write_counts` streams exact counts into Zarr,
-:func:`lazy_rates` computes firing rates from it on indexing.
+"""Zarr and xarray around the kernels of :mod:`spikeprep.rates`: :func:`write_counts`
+streams exact counts into a Zarr store, :func:`lazy_rates` computes firing rates from
+it on indexing, :func:`firing_rates` gives them in memory as a DataArray.
 
-Imported lazily (it pulls in Zarr and xarray); the kernels live in :mod:`spikeprep.rates`.
+Imported lazily (it pulls in Zarr and xarray).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from .rates import (COUNTS_CHUNKS, Grid, Kernel, _as_dataarray, _attrs, _correlate_into, _scaled_weights,
-                    correct_edges, counts_dtype, fill_counts, smooth_counts)
+from .options import BIN_SIZE_S
+from .rates import (Grid, Kernel, bin_counts, correct_edges, correlate_into, count_dtype, fill_counts, grid_attrs,
+                    make_grid, max_bin_count, scaled_weights, smooth_counts)
 from .session import SpikeSource
 
-__all__ = ["write_counts", "lazy_rates"]
+__all__ = ["write_counts", "lazy_rates", "firing_rates", "store_bin_size", "COUNTS_CHUNKS"]
+
+COUNTS_CHUNKS = (24_000, 64)  # 120 s × 64 units: ≈1.5 MB raw uint8; chosen in benchmarks/rates.py
 
 
 def _codecs() -> dict[str, Any]:
@@ -77,7 +81,7 @@ def write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, *, chunks: 
             return _write_counts(spikes, store, grid, np.dtype(np.uint8), chunks, rates_kernel, progress)
         except OverflowError:
             shutil.rmtree(store)
-            dtype = counts_dtype(spikes, grid)
+            dtype = count_dtype(max_bin_count(spikes, grid))
             return _write_counts(spikes, store, grid, dtype, chunks, rates_kernel, progress)
     except BaseException:
         shutil.rmtree(store, ignore_errors=True)  # ours (it did not exist): no half-written store is left
@@ -92,7 +96,7 @@ def _write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, dtype: np.
 
     n_bins, n_units = grid.n_bins, spikes.n_units
     tc, uc = min(chunks[0], max(n_bins, 1)), min(chunks[1], max(n_units, 1))
-    root = zarr.open_group(str(store), mode="w-", zarr_format=3, attributes=_attrs(grid))
+    root = zarr.open_group(str(store), mode="w-", zarr_format=3, attributes=grid_attrs(grid))
     counts = root.create_array("counts", shape=(n_bins, n_units), dtype=dtype, chunks=(tc, uc), **_codecs(),
                                fill_value=0, dimension_names=("time", "unit_id"), config=_WRITE_CONFIG,
                                attributes={"long_name": "exact spike counts per bin"})
@@ -100,7 +104,7 @@ def _write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, dtype: np.
     if rates_kernel is not None:
         rates = root.create_array("rates", shape=(n_bins, n_units), dtype="float32", chunks=(tc, uc), **_codecs(),
                                   fill_value=0.0, dimension_names=("time", "unit_id"), config=_WRITE_CONFIG,
-                                  attributes={"units": "Hz", **_attrs(grid, rates_kernel)})
+                                  attributes={"units": "Hz", **grid_attrs(grid, rates_kernel)})
     root.create_array("time", data=grid.edges(), chunks=(max(n_bins, 1),), dimension_names=("time",),
                       attributes={"units": "s", "long_name": "bin left edge"})
     root.create_array("unit_id", data=np.asarray(spikes.unit_ids, dtype=np.int64), dimension_names=("unit_id",))
@@ -147,6 +151,40 @@ def _consolidate(store: str | Path) -> None:
         zarr.consolidate_metadata(str(store))
 
 
+def _as_dataarray(values: Any, grid: Grid, unit_ids: np.ndarray, name: str, attrs: dict) -> xr.DataArray:
+    return xr.DataArray(values, dims=("time", "unit_id"), name=name,
+                        coords={"time": grid.edges(), "unit_id": np.asarray(unit_ids, dtype=np.int64)},
+                        attrs=attrs)
+
+
+def firing_rates(spikes: SpikeSource, *, bin_size: float = BIN_SIZE_S, t_start: float = 0.0,
+                 t_stop: float | None = None, kernel: Kernel | None = None,
+                 dtype: Any = np.float32) -> xr.DataArray:
+    """Smoothed firing rates in memory, as an ``xarray.DataArray`` (``time`` × ``unit_id``, Hz).
+
+    Parameters
+    ----------
+    spikes : SpikeTrains
+    bin_size, t_start, t_stop : float
+        The grid (s; default: 5 ms from 0 to the last spike + 1 s).
+    kernel : Kernel, optional
+        Default: 11 taps, σ = √2 bins.
+    dtype : numpy dtype
+        float32 by default; float64 for bit-level comparisons.
+    """
+    grid = make_grid(spikes, bin_size, t_start, t_stop)
+    kernel = kernel or Kernel()
+    rates = smooth_counts(bin_counts(spikes, grid), kernel, grid.bin_size, dtype=dtype)
+    return _as_dataarray(rates, grid, spikes.unit_ids, "rates", grid_attrs(grid, kernel, units="Hz"))
+
+
+def store_bin_size(store: str | Path) -> float:
+    """The bin size (s) of a counts store."""
+    import zarr
+
+    return float(zarr.open_group(str(store), mode="r").attrs["bin_size_s"])
+
+
 def _rates_block(counts: Any, t0: int, t1: int, u0: int, u1: int, kernel: Kernel, factor: int, n_bins: int,
                  bin_size: float, out: np.ndarray, col: int = 0) -> None:
     """Add the rates of bins ``t0:t1`` (of the result grid) × units ``u0:u1`` to ``out``.
@@ -159,7 +197,7 @@ def _rates_block(counts: Any, t0: int, t1: int, u0: int, u1: int, kernel: Kernel
     width = counts.chunks[1]
     h = kernel.half
     a, b = max(0, t0 - h), min(n_bins, t1 + h)
-    w = _scaled_weights(kernel, bin_size, np.float32)
+    w = scaled_weights(kernel, bin_size, np.float32)
     c0 = u0
     while c0 < u1:
         c1 = min(u1, (c0 // width + 1) * width)
@@ -168,7 +206,7 @@ def _rates_block(counts: Any, t0: int, t1: int, u0: int, u1: int, kernel: Kernel
             x = x.reshape(b - a, factor, c1 - c0).sum(axis=1, dtype=np.uint32)
         if (a, b) != (t0 - h, t1 + h):
             x = np.pad(x, ((a - (t0 - h), (t1 + h) - b), (0, 0)))
-        _correlate_into(x, w, out, col + c0 - u0)
+        correlate_into(x, w, out, col + c0 - u0)
         c0 = c1
 
 
@@ -259,7 +297,7 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: flo
     grid = Grid(stored.bin_size * factor, stored.t_start, stored.t_start + n_bins * stored.bin_size * factor)
     lazy = _LazyRates(counts, kernel, factor, n_bins, n_units, grid.bin_size)
     rates = _as_dataarray(indexing.LazilyIndexedArray(lazy), grid, root["unit_id"][:], "rates",
-                          _attrs(grid, kernel, units="Hz"))
+                          grid_attrs(grid, kernel, units="Hz"))
     if chunks is not None:
         if chunks == "auto":
             chunks = (max(1, counts.chunks[0] // factor), max(n_units, 1))

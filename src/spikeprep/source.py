@@ -1,0 +1,106 @@
+"""Where a session comes from: a local NWB file (and, later, an http(s) URL).
+
+A :class:`Source` is what the reader opens and what the skip check identifies: its
+:class:`SourceInfo` (location, size, and an ETag or mtime where known) is recorded in
+``session.json``, so a rerun knows whether the same file was exported. Every stage
+above the reader sees the same :class:`~spikeprep.session.Session` whatever the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import NWBFormatError
+
+__all__ = ["SourceInfo", "Source", "LocalFile", "as_source", "is_url"]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The identity of a session source, as recorded in ``session.json``.
+
+    Attributes
+    ----------
+    location : str
+        Absolute path or URL.
+    name : str
+        File name (``session_<id>.nwb``).
+    size : int or None
+        Bytes.
+    etag, last_modified : str or None
+        HTTP validators, where the server gave them.
+    mtime : float or None
+        Modification time of a local file (s since the epoch).
+    bytes_fetched : int or None
+        Bytes read over the network (None for a local file).
+    """
+
+    location: str
+    name: str
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    mtime: float | None = None
+    bytes_fetched: int | None = None
+
+    def same_file(self, other: "SourceInfo") -> bool:
+        """True when ``other`` is the same content as far as both can tell: equal sizes,
+        and equal ETags where both have one (mtime changes with a re-download, so it is
+        recorded but not compared)."""
+        if self.size is None or other.size is None or self.size != other.size:
+            return False
+        return self.etag is None or other.etag is None or self.etag == other.etag
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SourceInfo":
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+
+
+class Source(Protocol):
+    """A session file the reader can open with h5py."""
+
+    @property
+    def location(self) -> str: ...
+
+    def info(self) -> SourceInfo: ...
+
+    def open(self) -> Any:
+        """A path or a binary file-like object for ``h5py.File``."""
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A session NWB file on a local disk."""
+
+    path: Path
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def info(self) -> SourceInfo:
+        st = self.path.stat()
+        return SourceInfo(str(self.path.resolve()), self.path.name, st.st_size, mtime=st.st_mtime)
+
+    def open(self) -> Path:
+        if not self.path.exists():
+            raise NWBFormatError(self.path, "no such file")
+        if self.path.is_dir():
+            raise NWBFormatError(self.path, "is a folder, not an NWB file")
+        return self.path
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def as_source(source: "str | Path | Source") -> Source:
+    """A :class:`Source` for a path (or an existing source)."""
+    if isinstance(source, (str, Path)):
+        if is_url(str(source)):
+            raise NWBFormatError(source, "reading a session straight from a URL is not supported by this version; "
+                                         "download it first (spikeprep download)")
+        return LocalFile(Path(source))
+    return source
