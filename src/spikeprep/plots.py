@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .layers import LAYER_NAMES
+from .options import ISI_THRESHOLD_MS
 
 __all__ = ["isi_figure", "build_isi_figure", "session_figure"]
 
@@ -21,7 +22,7 @@ def _pyplot():
     return plt
 
 
-def isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, path: str | Path, *, threshold_ms: float = 5.0) -> Path:
+def isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, path: str | Path, *, threshold_ms: float = ISI_THRESHOLD_MS) -> Path:
     """Save :func:`build_isi_figure` as a PNG at ``path``."""
     fig = build_isi_figure(per_unit, summary, threshold_ms=threshold_ms)
     fig.savefig(path, dpi=110, format="png")
@@ -29,7 +30,7 @@ def isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, path: str | Path, 
     return Path(path)
 
 
-def build_isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, *, threshold_ms: float = 5.0):
+def build_isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, *, threshold_ms: float = ISI_THRESHOLD_MS):
     """Histogram of session means (with their mean) and per-unit distributions by layer.
 
     Parameters

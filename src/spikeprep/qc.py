@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .layers import VISUAL_AREAS
+from .options import ISI_THRESHOLD_MS
 from .session import SpikeTrains
 
 __all__ = ["isi_metrics", "is_rs", "passes_allen_qc", "notebook_selection", "session_summary",
@@ -69,7 +70,7 @@ def llobet_contamination(hill_ratio: np.ndarray) -> np.ndarray:
         return 1.0 - np.sqrt(1.0 - 2.0 * r)
 
 
-def isi_metrics(spikes: SpikeTrains, *, threshold_ms: float = 5.0, hill_threshold_ms: float = 1.5,
+def isi_metrics(spikes: SpikeTrains, *, threshold_ms: float = ISI_THRESHOLD_MS, hill_threshold_ms: float = 1.5,
                 min_isi_ms: float = HILL_MIN_ISI_MS) -> pd.DataFrame:
     """Per-unit ISI metrics.
 
