@@ -47,6 +47,10 @@ _API = {
     "export_many": "pipeline",
     "run_sessions": "pipeline",
     "run_qc": "qcreport",
+    "open_session": "align",
+    "ExportedSession": "align",
+    "align_session": "alignstore",
+    "align_many": "pipeline",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -123,6 +123,25 @@ def cmd_qc(a: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
+def cmd_align(a: argparse.Namespace) -> int:
+    from .align import AlignmentError
+    from .alignstore import window_edges
+
+    try:
+        window_edges(tuple(a.window), a.bin_size)
+    except AlignmentError as exc:
+        raise SystemExit(_usage(a, str(exc)))
+    from .pipeline import align_many
+
+    results = align_many(a.out, a.stimulus, tuple(a.window), a.bin_size, session_ids=a.session or None,
+                         workers=a.workers, scheduler=a.scheduler, force=a.force, progress=not a.quiet,
+                         verbose=a.verbose)
+    if not results:
+        _fail(f"{a.out}: no exported session to align (run spikeprep export first)")
+        return EXIT_FAILED
+    return _report(results, Path(a.out))
+
+
 def cmd_verify(a: argparse.Namespace) -> int:
     from .verify import verify_out
 
@@ -233,7 +252,7 @@ def _selection_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .options import ISI_THRESHOLD_MS
+    from .options import BIN_SIZE_S, ISI_THRESHOLD_MS
 
     parser = _Parser(prog="spikeprep", description="Allen Visual Coding - Neuropixels sessions to analysis-ready data.")
     parser.add_argument("--version", action="version", version=f"spikeprep {__version__}")
@@ -281,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", metavar="QUERY", help="units to summarise (default: is_rs, snr > 2.5, visual cortex)")
     p.add_argument("--threshold-ms", type=float, default=ISI_THRESHOLD_MS, metavar="MS",
                    help=f"ISI threshold in ms (default {ISI_THRESHOLD_MS:g})")
+
+    p = add("align", cmd_align, "stimulus-aligned spike counts and condition statistics of exported sessions")
+    p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
+    p.add_argument("--stimulus", required=True, metavar="NAME", help="stimulus name, e.g. natural_scenes")
+    p.add_argument("--window", required=True, nargs=2, type=float, metavar=("START", "STOP"),
+                   help="window around each onset in s, e.g. -0.05 0.3")
+    p.add_argument("--bin-size", type=float, default=BIN_SIZE_S, metavar="S",
+                   help=f"bin size in s (default {BIN_SIZE_S}); the window must hold a whole number of bins")
+    p.add_argument("--session", type=int, nargs="+", metavar="ID", help="only these sessions (default: all in OUT)")
+    p.add_argument("--force", action="store_true", help="recompute outputs that are already there")
+    p.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
 
     p = add("inspect", cmd_inspect, "summarise session NWB files")
     p.add_argument("files", nargs="+", metavar="FILE.nwb")

@@ -216,7 +216,7 @@ def download_file(url: str, dest: str | Path, *, client: httpx.Client | None = N
                 raise DownloadError(f"{dest}: needs {(info.size - have) / 1e9:.2f} GB, "
                                     f"{free / 1e9:.2f} GB free on {dest.parent}")
             bar = tqdm(total=info.size, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                       desc=dest.name, disable=not progress, leave=False)
+                       desc=dest.name, disable=None if progress else True, leave=False)
             try:
                 _download_verified(client, url, part, info, attempts, max_wait, bar.update)
             finally:

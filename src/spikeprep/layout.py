@@ -27,7 +27,7 @@ __all__ = ["SCHEMA_VERSION", "SESSION_JSON", "TMP_PREFIX", "TRASH_PREFIX", "Sess
 
 # Bump whenever the output contract changes (a file, a column, a dtype, session.json):
 # folders written with another version are never skipped as complete.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: stimulus duration, condition ids, numeric parameters; conditions, probes, channels, invalid_times tables
 SESSION_JSON = "session.json"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"

@@ -21,6 +21,7 @@ import pandas as pd
 from .errors import NWBFormatError
 from .session import RaggedIndex, Session, SpikeTrains
 from .source import Source, SourceInfo, as_source
+from .stimulus import BASE_COLUMNS, add_conditions, parameter_columns, split_color, unify_parameter
 
 __all__ = ["read_session", "SpikeReader", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
 
@@ -32,7 +33,6 @@ CCF_COLUMNS = {"x": "anterior_posterior_ccf_coordinate", "y": "dorsal_ventral_cc
 ALLEN_QC_COLUMNS = ("quality", "amplitude_cutoff", "presence_ratio", "isi_violations")
 _RAGGED_SKIP = {"spike_times", "spike_amplitudes", "waveform_mean", "id"}
 _INTERVAL_SKIP = {"id", "tags", "timeseries"}
-_MISSING_STRINGS = {"N/A", "nan", "NaN", ""}
 _OUT_OF_BRAIN = {"None", "", "none", "nan", "null"}
 _CHUNK = 1 << 23  # spikes checked per step: bounds the temporaries to ~64 MB
 
@@ -482,24 +482,6 @@ def _read_invalid_times(f: h5py.File) -> pd.DataFrame:
                          "tags": _read_ragged_strings(g, "tags")})
 
 
-def _unify_parameter(values: pd.Series) -> pd.Series:
-    """One dtype per parameter column across stimulus tables.
-
-    The same parameter can be a string in one table and a float in another; strings
-    use "N/A" for missing. A column whose values all read as numbers becomes float,
-    otherwise every value becomes a string (missing stays null).
-    """
-    if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
-        return values
-    missing = values.isna() | values.isin(list(_MISSING_STRINGS))
-    numeric = pd.to_numeric(values.where(~missing), errors="coerce")
-    if (numeric.notna() | missing).all():
-        return numeric.astype(float)
-    text = values.astype(str).astype(object)  # str(0.04) == "0.04", as the files write it
-    text[missing.to_numpy()] = None
-    return text
-
-
 def _read_stimulus(f: h5py.File, path: Path, invalid: pd.DataFrame) -> pd.DataFrame:
     tables = []
     intervals = f.get("intervals", {})
@@ -510,20 +492,22 @@ def _read_stimulus(f: h5py.File, path: Path, invalid: pd.DataFrame) -> pd.DataFr
         if "stimulus_name" not in t:
             t["stimulus_name"] = name[: -len("_presentations")]
         tables.append(t)
-    base = ["stimulus_presentation_id", "start_time", "stop_time", "stimulus_name", "stimulus_block"]
     if not tables:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in base + ["is_invalid"]})
+        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in BASE_COLUMNS + ["is_invalid"]})
+        return empty.astype({"stimulus_presentation_id": np.int64, "stimulus_condition_id": np.int64,
+                             "stimulus_name": object, "is_invalid": bool})
     stim = pd.concat(tables, ignore_index=True, sort=False)
     stim = stim.sort_values("start_time", kind="stable", ignore_index=True)
     if "stimulus_block" not in stim:
         stim["stimulus_block"] = np.nan
     stim["stimulus_block"] = stim["stimulus_block"].astype(float)
     stim["stimulus_presentation_id"] = np.arange(len(stim), dtype=np.int64)
-    params = sorted(c for c in stim.columns if c not in base)
-    for c in params:
-        stim[c] = _unify_parameter(stim[c])
+    stim = split_color(stim)
+    for c in sorted(parameter_columns(stim)):
+        stim[c] = unify_parameter(stim[c])
+    stim = stim[[c for c in stim.columns if c not in parameter_columns(stim)] + sorted(parameter_columns(stim))]
     stim["is_invalid"] = _overlaps_stimulus_invalid(stim, invalid)
-    return stim[base + params + ["is_invalid"]]
+    return add_conditions(stim)
 
 
 def _overlaps_stimulus_invalid(stim: pd.DataFrame, invalid: pd.DataFrame) -> np.ndarray:

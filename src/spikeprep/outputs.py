@@ -20,6 +20,7 @@ from .layout import SessionRecord
 from .options import ExportOptions
 from .rates import Kernel, make_grid
 from .session import Session, SpikeTrains
+from .stimulus import conditions_table
 from .tables import Column, read_table, table_rows, write_table
 
 __all__ = ["Output", "OUTPUTS", "declare", "table_output", "write_spike_times", "write_binned", "check_output"]
@@ -166,10 +167,55 @@ def _check_binned(path: Path, record: SessionRecord) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- the declarations
+C = Column
+STIMULUS_COLUMNS = (
+    C("stimulus_presentation_id", "int64", "", "0…n−1 over all presentation tables sorted by start_time (AllenSDK's)"),
+    C("start_time", "float64", "s", "presentation onset, session clock"),
+    C("stop_time", "float64", "s", "presentation offset, session clock"),
+    C("stimulus_name", "string", "", "stimulus (drifting_gratings, natural_scenes, …)"),
+    C("stimulus_block", "float64", "", "block number; NaN where the file has none (spontaneous)"),
+    C("duration", "float64", "s", "stop_time − start_time"),
+    C("stimulus_condition_id", "int64", "", "distinct stimulus_name + parameter values, AllenSDK's numbering"),
+    C("is_invalid", "bool", "", "overlaps an invalid interval tagged 'stimulus' (AllenSDK renames these 'invalid_presentation')"),
+)
+RUNNING_COLUMNS = (
+    C("start_time", "float64", "s", "start of the running-speed sample"),
+    C("end_time", "float64", "s", "end of the running-speed sample"),
+    C("velocity", "float64", "cm/s", "running speed"),
+)
+CHANNEL_COLUMNS = (
+    C("channel_id", "int64", "", "electrode id"),
+    C("probe_id", "int64", "", "probe id"), C("probe_name", "string", "", "probe name"),
+    C("local_index", "int64", "", "channel index on the probe"),
+    C("probe_vertical_position", "int64", "µm", "position along the shank from the tip (larger = shallower)"),
+    C("probe_horizontal_position", "int64", "µm", "position across the shank"),
+    C("region", "string", "", "brain structure acronym (electrode location); null outside the brain"),
+    C("valid_data", "bool", "", "channel marked valid"),
+    C("anterior_posterior_ccf_coordinate", "float64", "µm", "CCF anterior-posterior coordinate"),
+    C("dorsal_ventral_ccf_coordinate", "float64", "µm", "CCF dorsal-ventral coordinate"),
+    C("left_right_ccf_coordinate", "float64", "µm", "CCF left-right coordinate as the file holds it"),
+)
+PROBE_COLUMNS = (
+    C("probe_id", "int64", "", "probe id"), C("name", "string", "", "probe name (probeA … probeF)"),
+    C("sampling_rate", "float64", "Hz", "spike-band sampling rate"),
+    C("lfp_sampling_rate", "float64", "Hz", "LFP sampling rate"),
+    C("has_lfp_data", "bool", "", "an LFP file exists for this probe"),
+)
+INVALID_COLUMNS = (
+    C("start_time", "float64", "s", "start of the invalid interval"),
+    C("stop_time", "float64", "s", "end of the invalid interval"),
+    C("tags", "list<string>", "", "scope (stimulus, probe name, all_probes), id, label"),
+)
+
 declare(table_output("units", "units.parquet", lambda s: s.units.reset_index(), UNIT_COLUMNS))
 declare(Output("spike_times", "spike_times.parquet",
                lambda s, path, options: {"rows": write_spike_times(s.spikes, path)},
                read_table, _check_spike_times))
-declare(table_output("stimulus", "stimulus.parquet", lambda s: s.stimulus))
-declare(table_output("running", "running.parquet", lambda s: s.running))
+declare(table_output("stimulus", "stimulus.parquet", lambda s: s.stimulus, STIMULUS_COLUMNS))
+declare(table_output("stimulus_conditions", "stimulus_conditions.parquet", lambda s: conditions_table(s.stimulus),
+                     STIMULUS_COLUMNS))
+declare(table_output("running", "running.parquet", lambda s: s.running, RUNNING_COLUMNS))
+declare(table_output("probes", "probes.parquet", lambda s: s.probes.reset_index(), PROBE_COLUMNS))
+declare(table_output("channels", "channels.parquet", lambda s: s.channels.reset_index(), CHANNEL_COLUMNS))
+declare(table_output("invalid_times", "invalid_times.parquet", lambda s: s.invalid_times, INVALID_COLUMNS))
 declare(Output("binned", "binned.zarr", write_binned, _open_binned, _check_binned))

@@ -398,13 +398,14 @@ _BLOCKS = (  # (name, share of the session, seconds per presentation, gap)
     ("flashes", 0.03, 0.25, 1.75),
     ("spontaneous", 0.03, None, 0),
     ("drifting_gratings", 0.2, 2.0, 1.0),
-    ("natural_movie_three", 0.12, 1 / 30, 0),
+    ("natural_movie_three", 0.0886, 1 / 30, 0),
     ("natural_movie_one", 0.03, 1 / 30, 0),
     ("spontaneous", 0.03, None, 0),
     ("static_gratings", 0.13, 0.25, 0),
-    ("natural_scenes", 0.13, 0.25, 0),
+    ("natural_scenes", 0.0807, 0.25, 0),
     ("spontaneous", 0.03, None, 0),
     ("drifting_gratings", 0.06, 2.0, 1.0),
+    ("natural_scenes", 0.0808, 0.25, 0),  # 5,952 natural-scene presentations at 9,600 s, as in a real session
 )
 
 
