@@ -272,6 +272,12 @@ def test_align_writes_what_the_api_returns_and_skips_on_rerun(small) -> None:
     assert align_session(out, sid, "natural_scenes", (-0.05, 0.3), 0.005)["status"] == "skipped"
     assert align_session(out, sid, "natural_scenes", (-0.1, 0.3), 0.005)["status"] == "aligned"
     assert not [p for p in zarr_path.parent.iterdir() if p.name.startswith(".")]
+    from spikeprep.verify import verify_out
+
+    assert verify_out(out)[0] == []
+    table_path.unlink()
+    assert verify_out(out)[0] == [f"{table_path}: missing"]
+    assert align_session(out, sid, "natural_scenes", (-0.1, 0.3), 0.005)["status"] == "aligned"  # not skipped
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

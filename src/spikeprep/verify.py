@@ -28,6 +28,26 @@ def verify_session(folder: SessionFolder) -> list[str]:
                            f"writes {SCHEMA_VERSION}: export it again (it will not be skipped)"]
     for output in registry.OUTPUTS.values():
         problems += registry.check_output(output, folder.path, record)
+    return problems + _check_aligned(folder)
+
+
+def _check_aligned(folder: SessionFolder) -> list[str]:
+    """``aligned/<stimulus>.zarr`` (when any) open, hold counts of their coordinates'
+    shape, and have their conditions table beside them."""
+    import zarr
+
+    problems = []
+    for store in sorted((folder / "aligned").glob("*.zarr")):
+        table = store.with_name(f"{store.stem}_conditions.parquet")
+        if not table.exists():
+            problems.append(f"{table}: missing")
+        try:
+            root = zarr.open_group(str(store), mode="r")
+            shape = tuple(root[d].shape[0] for d in root["spike_counts"].attrs["_ARRAY_DIMENSIONS"])
+            if root["spike_counts"].shape != shape:
+                problems.append(f"{store}: counts of shape {root['spike_counts'].shape}, coordinates {shape}")
+        except Exception as exc:  # unreadable: report it, don't crash
+            problems.append(f"{store}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     return problems
 
 
