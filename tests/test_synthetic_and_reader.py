@@ -222,3 +222,26 @@ def test_spike_reader_rejects_nan_at_open_and_closes_the_file(small_nwb: Path, t
     assert str(p) in str(info.value)
     with h5py.File(p, "a"):  # no handle left open
         pass
+
+
+def test_negative_times_with_an_empty_last_unit(small_nwb: Path, tmp_path: Path) -> None:
+    """Dropping negative times when the last unit has no spikes (np.add.reduceat failed there)."""
+    from spikeprep.nwb import streamed_session
+    from spikeprep.pipeline import export_file
+    from spikeprep.readers import open_spike_trains
+
+    p = _copy(small_nwb, tmp_path / "neg.nwb")
+    with h5py.File(p, "r") as f:
+        last_start = int(f["units/spike_times_index"][-2])
+    _edit(p, "units/spike_times", lambda x: np.r_[-2.0, x[1:last_start]])
+    _edit(p, "units/spike_times_index", lambda ix: np.minimum(ix, last_start))
+    with pytest.warns(UserWarning, match="dropped 1 negative"):
+        s = read_session(p)
+    assert s.spikes.n_spikes[-1] == 0 and len(s.spikes.times) == last_start - 1 and (s.spikes.times >= 0).all()
+    with pytest.warns(UserWarning, match="dropped 1 negative"), streamed_session(p) as streamed:
+        np.testing.assert_array_equal(streamed.spikes.offsets, s.spikes.offsets)
+        _assert_same_trains(streamed.spikes.block(0, streamed.spikes.n_units), s.spikes)
+    with pytest.warns(UserWarning):
+        r = export_file(p, tmp_path / "out")
+    assert r.ok, r.message
+    _assert_same_trains(open_spike_trains(tmp_path / "out", r.session_id), s.spikes)

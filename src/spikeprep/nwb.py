@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import NWBFormatError
-from .session import RaggedIndex, Session, SpikeTrains
+from .session import RaggedIndex, SelectedSpikes, Session, SpikeTrains, unit_blocks
 from .source import Source, SourceInfo, as_source
 from .stimulus import BASE_COLUMNS, add_conditions, parameter_columns, split_color, unify_parameter
 
-__all__ = ["read_session", "SpikeReader", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
+__all__ = ["read_session", "streamed_session", "SpikeReader", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ _CHUNK = 1 << 23  # spikes checked per step: bounds the temporaries to ~64 MB
 
 
 @contextmanager
-def _problems(path: Path, what: str) -> Iterator[None]:
+def _problems(path: str, what: str) -> Iterator[None]:
     """Turn h5py/numpy failures while reading ``what`` into one-line NWBFormatErrors."""
     try:
         yield
@@ -70,30 +70,54 @@ def read_session(path: str | Path | Source) -> Session:
         inconsistent data. The message names the file and the problem.
     """
     source = as_source(path)
-    path = Path(source.location)
     with _open_h5(source) as f:
-        notes: list[str] = []
-        with _problems(path, "layout"):
-            layout = detect_layout(f)
-        with _problems(path, "electrodes table"):
-            probes = _read_probes(f)
-            channels = _read_channels(f, path, probes)
-        with _problems(path, "units table"):
-            units, index = _read_units(f, path)
+        return _read(f, source, streamed=False)
+
+
+@contextmanager
+def streamed_session(path: str | Path | Source) -> Iterator[Session]:
+    """The session of a file with its spike times left in the file: ``spikes`` is a
+    :class:`SpikeReader` that reads one block of units at a time, valid inside the
+    ``with`` block. Everything else is as :func:`read_session` reads it.
+
+    Examples
+    --------
+    >>> with streamed_session("session_715093703.nwb") as session:  # doctest: +SKIP
+    ...     write_counts(session.spikes, "binned.zarr", make_grid(session.spikes))
+    """
+    source = as_source(path)
+    with _open_h5(source) as f:
+        yield _read(f, source, streamed=True)
+
+
+def _read(f: h5py.File, source: Source, streamed: bool) -> Session:
+    path = source.location
+    notes: list[str] = []
+    with _problems(path, "layout"):
+        layout = detect_layout(f)
+    with _problems(path, "electrodes table"):
+        probes = _read_probes(f)
+        channels = _read_channels(f, path, probes)
+    with _problems(path, "units table"):
+        units, index = _read_units(f, path)
+    if streamed:
+        spikes: SpikeTrains | SpikeReader = SpikeReader(source, _open=(f, units.index.to_numpy(), index))
+        notes += spikes.notes
+    else:
         with _problems(path, "units/spike_times"):
-            trains = _read_spikes(f, path, units.index.to_numpy(), index, notes)
-        units = _join_channels(units, channels, path)
-        with _problems(path, "invalid_times"):
-            invalid = _read_invalid_times(f)
-        with _problems(path, "stimulus tables"):
-            stimulus = _read_stimulus(f, path, invalid)
-        with _problems(path, "running speed"):
-            running = _read_running(f)
-        with _problems(path, "session metadata"):
-            meta = _read_metadata(f, path, source.info())
-    meta.update(layout=layout, n_units=len(units), n_spikes=int(trains.offsets[-1]), read_warnings=notes)
+            spikes = _read_spikes(f, path, units.index.to_numpy(), index, notes)
+    units = _join_channels(units, channels, path)
+    with _problems(path, "invalid_times"):
+        invalid = _read_invalid_times(f)
+    with _problems(path, "stimulus tables"):
+        stimulus = _read_stimulus(f, path, invalid)
+    with _problems(path, "running speed"):
+        running = _read_running(f)
+    with _problems(path, "session metadata"):
+        meta = _read_metadata(f, source)
+    meta.update(layout=layout, n_units=len(units), n_spikes=int(spikes.offsets[-1]), read_warnings=notes)
     return Session(
-        session_id=meta["session_id"], units=units, spikes=trains, channels=channels, probes=probes,
+        session_id=meta["session_id"], units=units, spikes=spikes, channels=channels, probes=probes,
         stimulus=stimulus, running=running, invalid_times=invalid, metadata=meta,
     )
 
@@ -107,9 +131,8 @@ def peek_session_id(path: str | Path | Source) -> int:
         The file cannot be opened or names no session id.
     """
     source = as_source(path)
-    path = Path(source.location)
-    with _open_h5(source) as f, _problems(path, "session id"):
-        return _session_id(f, path)
+    with _open_h5(source) as f, _problems(source.location, "session id"):
+        return _session_id(f, source.location)
 
 
 def _open_h5(source: Source) -> h5py.File:
@@ -122,12 +145,12 @@ def _open_h5(source: Source) -> h5py.File:
                                               f"{str(exc).splitlines()[0]}") from exc
 
 
-def _session_id(f: h5py.File, path: Path) -> int:
+def _session_id(f: h5py.File, path: str) -> int:
     raw = _scalar(f, "general/session_id") or _scalar(f, "identifier")
     try:
         return int(str(raw).strip())
     except (TypeError, ValueError):
-        digits = "".join(ch for ch in path.stem if ch.isdigit())
+        digits = "".join(ch for ch in Path(path).stem if ch.isdigit())
         if not digits:
             raise NWBFormatError(path, "no session id in /general/session_id, /identifier or the file name") from None
         return int(digits)
@@ -209,7 +232,7 @@ def _read_probes(f: h5py.File) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).set_index("probe_id")
 
 
-def _read_channels(f: h5py.File, path: Path, probes: pd.DataFrame) -> pd.DataFrame:
+def _read_channels(f: h5py.File, path: str, probes: pd.DataFrame) -> pd.DataFrame:
     if ELECTRODES not in f:
         raise NWBFormatError(path, f"missing /{ELECTRODES} table")
     e = f[ELECTRODES]
@@ -249,7 +272,7 @@ def _read_channels(f: h5py.File, path: Path, probes: pd.DataFrame) -> pd.DataFra
     return df
 
 
-def _read_units(f: h5py.File, path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+def _read_units(f: h5py.File, path: str) -> tuple[pd.DataFrame, np.ndarray]:
     if "units" not in f or "id" not in f["units"]:
         raise NWBFormatError(path, "missing /units table")
     g = f["units"]
@@ -280,7 +303,7 @@ def _read_units(f: h5py.File, path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     return units, index
 
 
-def _join_channels(units: pd.DataFrame, channels: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _join_channels(units: pd.DataFrame, channels: pd.DataFrame, path: str) -> pd.DataFrame:
     missing = ~units["peak_channel_id"].isin(channels.index)
     if missing.any():
         bad = units.index[missing.to_numpy()][:3].tolist()
@@ -294,7 +317,7 @@ def _join_channels(units: pd.DataFrame, channels: pd.DataFrame, path: Path) -> p
     return joined[front + rest]
 
 
-def _spike_index(f: h5py.File, path: Path, n_units: int, index: np.ndarray) -> tuple[h5py.Dataset, np.ndarray]:
+def _spike_index(f: h5py.File, path: str, n_units: int, index: np.ndarray) -> tuple[h5py.Dataset, np.ndarray]:
     """The ``spike_times`` dataset and its checked ragged offsets (length ``n_units + 1``)."""
     ds = f["units/spike_times"]
     n_total = ds.shape[0] if ds.ndim == 1 else -1
@@ -311,7 +334,7 @@ def _spike_index(f: h5py.File, path: Path, n_units: int, index: np.ndarray) -> t
     return ds, offsets
 
 
-def _read_spikes(f: h5py.File, path: Path, ids: np.ndarray, index: np.ndarray, notes: list[str]) -> SpikeTrains:
+def _read_spikes(f: h5py.File, path: str, ids: np.ndarray, index: np.ndarray, notes: list[str]) -> SpikeTrains:
     ds, offsets = _spike_index(f, path, len(ids), index)
     times = np.empty(offsets[-1], dtype=np.float64)
     if len(times):
@@ -321,7 +344,7 @@ def _read_spikes(f: h5py.File, path: Path, ids: np.ndarray, index: np.ndarray, n
     return trains
 
 
-def _note_repairs(path: Path, n_unsorted: int, n_dropped: int, notes: list[str]) -> None:
+def _note_repairs(path: str, n_unsorted: int, n_dropped: int, notes: list[str]) -> None:
     """Record (and warn about) what :func:`_checked_trains` repaired."""
     for n, msg in ((n_unsorted, f"{n_unsorted} units had unsorted spike times; sorted"),
                    (n_dropped, f"dropped {n_dropped} negative spike times")):
@@ -330,7 +353,7 @@ def _note_repairs(path: Path, n_unsorted: int, n_dropped: int, notes: list[str])
             warnings.warn(f"{path}: {msg}", stacklevel=3)
 
 
-def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, path: Path) -> tuple[SpikeTrains, int, int]:
+def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, path: str) -> tuple[SpikeTrains, int, int]:
     """Reject NaN/inf; sort unsorted units and drop negative times.
 
     One pass in chunks: min/max reductions catch NaN, ±inf and negatives; one
@@ -363,10 +386,9 @@ def _checked_trains(times: np.ndarray, offsets: np.ndarray, ids: np.ndarray, pat
     if any_negative:
         keep = times >= 0
         dropped = int(n - keep.sum())
-        counts = np.add.reduceat(keep, offsets[:-1]) if n else np.zeros(len(ids), np.int64)
-        counts[np.diff(offsets) == 0] = 0
+        kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])  # (reduceat fails on empty last units)
         times = times[keep]
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        offsets = kept[offsets]
     return SpikeTrains(times, offsets, ids), len(unsorted_units), dropped
 
 
@@ -391,52 +413,68 @@ class SpikeReader(RaggedIndex):
     ...     write_counts(spikes, "binned.zarr", make_grid(spikes))
     """
 
-    def __init__(self, path: str | Path | Source) -> None:
+    def __init__(self, path: str | Path | Source, *, _open: tuple[h5py.File, np.ndarray, np.ndarray] | None = None) -> None:
         source = as_source(path)
-        self.path = Path(source.location)
-        self._file = _open_h5(source)
+        self.path = source.location
+        self._owns_file = _open is None
+        self._file = _open_h5(source) if _open is None else _open[0]
         try:
-            with _problems(self.path, "units table"):
-                units, index = _read_units(self._file, self.path)
-            self.unit_ids = units.index.to_numpy(dtype=np.int64)
+            if _open is None:
+                with _problems(self.path, "units table"):
+                    units, index = _read_units(self._file, self.path)
+                self.unit_ids = units.index.to_numpy(dtype=np.int64)
+            else:
+                self.unit_ids, index = np.asarray(_open[1], dtype=np.int64), _open[2]
             with _problems(self.path, "units/spike_times"):
-                self._ds, self.offsets = _spike_index(self._file, self.path, len(self.unit_ids), index)
+                self._ds, self._raw_offsets = _spike_index(self._file, self.path, len(self.unit_ids), index)
                 self.notes: list[str] = []
                 self._repair = np.zeros(len(self.unit_ids), dtype=bool)
-                self.t_max = self._scan()
+                self.offsets = self._raw_offsets
+                self.t_max, self.offsets = self._scan()
         except BaseException:
             self.close()
             raise
 
-    def _scan(self) -> float:
-        """Check every spike once; mark the blocks that need repair; the latest time."""
+    def _scan(self) -> tuple[float, np.ndarray]:
+        """Check every spike once; mark the blocks that need repair. Returns the latest
+        time and the offsets after repair (negative times dropped)."""
         t_max, n_unsorted, n_dropped = float("nan"), 0, 0
-        buf = np.empty(min(int(self.offsets[-1]), _CHUNK), dtype=np.float64)
-        for a, b in self.blocks(_CHUNK):
-            lo, hi = self.offsets[a], self.offsets[b]
+        raw = self._raw_offsets
+        counts = np.diff(raw)
+        buf = np.empty(min(int(raw[-1]), _CHUNK), dtype=np.float64)
+        for a, b in unit_blocks(raw, _CHUNK):
+            lo, hi = raw[a], raw[b]
             times = buf[: hi - lo]
             if len(times):
                 self._ds.read_direct(times, np.s_[lo:hi])
-            trains, unsorted, dropped = _checked_trains(times, self.offsets[a : b + 1] - lo, self.unit_ids[a:b], self.path)
+            trains, unsorted, dropped = _checked_trains(times, raw[a : b + 1] - lo, self.unit_ids[a:b], self.path)
             if unsorted or dropped:
                 self._repair[a:b] = True
                 n_unsorted, n_dropped = n_unsorted + unsorted, n_dropped + dropped
+                counts[a:b] = trains.n_spikes
             t_max = float(np.fmax(t_max, trains.t_max))
         _note_repairs(self.path, n_unsorted, n_dropped, self.notes)
-        return t_max
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return t_max, offsets
 
     def block(self, a: int, b: int) -> SpikeTrains:
         """Units ``a:b`` read from the file (checked and repaired like :func:`read_session`)."""
-        lo, hi = int(self.offsets[a]), int(self.offsets[b])
+        lo, hi = int(self._raw_offsets[a]), int(self._raw_offsets[b])
         with _problems(self.path, "units/spike_times"):
             times = self._ds[lo:hi]
-        trains = SpikeTrains(times, self.offsets[a : b + 1] - lo, self.unit_ids[a:b])
+        trains = SpikeTrains(times, self._raw_offsets[a : b + 1] - lo, self.unit_ids[a:b])
         if self._repair[a:b].any():
             trains = _checked_trains(times, trains.offsets, trains.unit_ids, self.path)[0]
         return trains
 
+    def select(self, positions: np.ndarray) -> "SelectedSpikes":
+        """The units at ``positions``, read from the file on demand."""
+        return SelectedSpikes(self, positions)
+
     def close(self) -> None:
-        self._file.close()
+        if self._owns_file:
+            self._file.close()
 
     def __enter__(self) -> "SpikeReader":
         return self
@@ -445,7 +483,7 @@ class SpikeReader(RaggedIndex):
         self.close()
 
 
-def _read_table(g: h5py.Group, path: Path, skip: set[str]) -> pd.DataFrame:
+def _read_table(g: h5py.Group, path: str, skip: set[str]) -> pd.DataFrame:
     """A DynamicTable of 1-D columns (ragged and reference columns are skipped)."""
     n = g["start_time"].shape[0]
     data: dict[str, np.ndarray] = {}
@@ -482,7 +520,7 @@ def _read_invalid_times(f: h5py.File) -> pd.DataFrame:
                          "tags": _read_ragged_strings(g, "tags")})
 
 
-def _read_stimulus(f: h5py.File, path: Path, invalid: pd.DataFrame) -> pd.DataFrame:
+def _read_stimulus(f: h5py.File, path: str, invalid: pd.DataFrame) -> pd.DataFrame:
     tables = []
     intervals = f.get("intervals", {})
     for name in sorted(intervals.keys() if hasattr(intervals, "keys") else []):
@@ -541,7 +579,9 @@ def _read_running(f: h5py.File) -> pd.DataFrame:
     return pd.DataFrame({"start_time": start, "end_time": end, "velocity": velocity})
 
 
-def _read_metadata(f: h5py.File, path: Path, source: SourceInfo) -> dict[str, Any]:
+def _read_metadata(f: h5py.File, source: Source) -> dict[str, Any]:
+    path = source.location
+    info = source.info()
     session_id = _session_id(f, path)
     nwb_version = f.attrs.get("nwb_version", "")
     return {
@@ -553,6 +593,6 @@ def _read_metadata(f: h5py.File, path: Path, source: SourceInfo) -> dict[str, An
         "subject_id": _scalar(f, "general/subject/subject_id", ""),
         "species": _scalar(f, "general/subject/species", ""),
         "nwb_version": nwb_version.decode() if isinstance(nwb_version, bytes) else str(nwb_version),
-        "source_file": source.location,
-        "source_size": source.size,
+        "source_file": info.location,
+        "source_size": info.size,
     }

@@ -19,7 +19,7 @@ from .bucket import download_sessions, session_table
 from .errors import SpikeprepError
 from .export import write_outputs
 from .layout import OutFolder, SessionFolder
-from .nwb import peek_session_id, read_session
+from .nwb import peek_session_id, streamed_session
 from .options import ExportOptions
 from .qcreport import run_qc
 from .source import Source, as_source
@@ -112,11 +112,12 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
                 return Result(path, sid, "skipped", "already exported", time.perf_counter() - t0)
             folder.remove_stale_temporaries()
             t_read = time.perf_counter()
-            session = read_session(source)
-            t_annotate = time.perf_counter()
-            session = annotate(session, options)
-            timings = {"read": round(t_annotate - t_read, 3), "annotate": round(time.perf_counter() - t_annotate, 3)}
-            record = write_outputs(session, out, options, source=info, timings=timings)
+            with streamed_session(source) as session:  # spike times stay in the file, read block by block
+                t_annotate = time.perf_counter()
+                session = annotate(session, options)
+                timings = {"read": round(t_annotate - t_read, 3),
+                           "annotate": round(time.perf_counter() - t_annotate, 3)}
+                record = write_outputs(session, out, options, source=source.info(), timings=timings)
         return Result(path, sid, "exported", "", time.perf_counter() - t0, record.counts["units"],
                       record.counts["spikes"])
     except SpikeprepError as exc:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .layers import VISUAL_AREAS
 from .options import ISI_THRESHOLD_MS
-from .session import SpikeTrains
+from .session import SpikeSource
 
 __all__ = ["isi_metrics", "is_rs", "passes_allen_qc", "notebook_selection", "session_summary",
            "hill_isi_violations", "llobet_contamination", "RS_THRESHOLD_MS", "HILL_MIN_ISI_MS"]
@@ -20,15 +20,21 @@ RS_THRESHOLD_MS = 0.4
 HILL_MIN_ISI_MS = 0.166  # ecephys_spike_sorting default (5 samples at 30 kHz)
 
 
-def _isi_counts(spikes: SpikeTrains, threshold_s: float, hill_threshold_s: float,
-                min_isi_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _isi_counts(spikes: SpikeSource, threshold_s: float, hill_threshold_s: float,
+                min_isi_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Per unit: ISIs < threshold; and, after dropping duplicate spikes (ISI ≤ min_isi,
-    as ecephys_spike_sorting does), ISIs < the Hill threshold and the spikes kept."""
+    as ecephys_spike_sorting does), ISIs < the Hill threshold and the spikes kept. Also
+    the time from the first to the last spike of all units."""
     n = spikes.n_units
     short, hill, kept = np.zeros(n, np.int64), np.zeros(n, np.int64), spikes.n_spikes.copy()
+    t_min, t_max = np.inf, -np.inf
     for a, b in spikes.blocks():
         block = spikes.block(a, b)
         t = block.times
+        nonempty = block.n_spikes > 0
+        if nonempty.any():
+            t_min = min(t_min, float(t[block.offsets[:-1][nonempty]].min()))
+            t_max = max(t_max, float(t[block.offsets[1:][nonempty] - 1].max()))
         if len(t) < 2:
             continue
         owner = block.block_owner(0, b - a)
@@ -43,7 +49,7 @@ def _isi_counts(spikes: SpikeTrains, threshold_s: float, hill_threshold_s: float
             isi = np.diff(t)
             same = owner[1:] == owner[:-1]
         hill[a:b] = np.bincount(owner[1:][same & (isi < hill_threshold_s)], minlength=b - a)
-    return short, hill, kept
+    return short, hill, kept, (t_max - t_min if t_max >= t_min else 0.0)
 
 
 def hill_isi_violations(n_violations: np.ndarray, n_spikes: np.ndarray, duration: float,
@@ -70,7 +76,7 @@ def llobet_contamination(hill_ratio: np.ndarray) -> np.ndarray:
         return 1.0 - np.sqrt(1.0 - 2.0 * r)
 
 
-def isi_metrics(spikes: SpikeTrains, *, threshold_ms: float = ISI_THRESHOLD_MS, hill_threshold_ms: float = 1.5,
+def isi_metrics(spikes: SpikeSource, *, threshold_ms: float = ISI_THRESHOLD_MS, hill_threshold_ms: float = 1.5,
                 min_isi_ms: float = HILL_MIN_ISI_MS) -> pd.DataFrame:
     """Per-unit ISI metrics.
 
@@ -93,16 +99,10 @@ def isi_metrics(spikes: SpikeTrains, *, threshold_ms: float = ISI_THRESHOLD_MS, 
         and ``rp_contamination`` (Llobet et al. 2022, from the same counts).
     """
     n = spikes.n_spikes
-    short, hill, kept = _isi_counts(spikes, threshold_ms / 1000.0, hill_threshold_ms / 1000.0, min_isi_ms / 1000.0)
+    short, hill, kept, duration = _isi_counts(spikes, threshold_ms / 1000.0, hill_threshold_ms / 1000.0,
+                                              min_isi_ms / 1000.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(n >= 2, 100.0 * short / (n - 1), np.nan)
-    nonempty = n > 0
-    if nonempty.any():
-        firsts = spikes.times[spikes.offsets[:-1][nonempty]]
-        lasts = spikes.times[spikes.offsets[1:][nonempty] - 1]
-        duration = float(lasts.max() - firsts.min())
-    else:
-        duration = 0.0
     recomputed = hill_isi_violations(hill, kept, duration, hill_threshold_ms / 1000.0, min_isi_ms / 1000.0)
     return pd.DataFrame({"n_spikes": n.astype(np.int64), "isi_5ms_pct": pct, "isi_violations_recomputed": recomputed,
                          "rp_contamination": llobet_contamination(recomputed)},

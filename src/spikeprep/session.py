@@ -14,7 +14,8 @@ import pandas as pd
 
 from .errors import NWBFormatError, SpikeprepError
 
-__all__ = ["SpikeTrains", "SpikeSource", "RaggedIndex", "Session", "unit_blocks", "NWBFormatError", "SpikeprepError"]
+__all__ = ["SpikeTrains", "SpikeSource", "SelectedSpikes", "RaggedIndex", "Session", "unit_blocks", "NWBFormatError",
+           "SpikeprepError"]
 
 DEFAULT_BLOCK_SPIKES = 1 << 23  # 64 MB of float64 times: bounds the temporaries of vectorised work
 
@@ -152,6 +153,59 @@ class SpikeSource(Protocol):
 
     def block(self, a: int, b: int) -> SpikeTrains: ...
 
+    def select(self, positions: np.ndarray) -> "SpikeSource": ...
+
+
+class SelectedSpikes(RaggedIndex):
+    """Some units of a :class:`SpikeSource` (e.g. a file reader), read on demand.
+
+    Parameters
+    ----------
+    source : SpikeSource
+    positions : array of int
+        Positions of the units to keep, in the order to keep them.
+    """
+
+    def __init__(self, source: SpikeSource, positions: np.ndarray) -> None:
+        self._source = source
+        self._positions = np.asarray(positions, dtype=np.int64)
+        self.unit_ids = np.asarray(source.unit_ids)[self._positions]
+        self.offsets = np.zeros(len(self._positions) + 1, dtype=np.int64)
+        np.cumsum(np.diff(source.offsets)[self._positions], out=self.offsets[1:])
+        self._t_max: float | None = None
+
+    @property
+    def t_max(self) -> float:
+        """Latest spike time of the selected units (one pass over them, then kept)."""
+        if self._t_max is None:
+            t = float("nan")
+            for a, b in self.blocks():
+                t = float(np.fmax(t, self.block(a, b).t_max))
+            self._t_max = t
+        return self._t_max
+
+    def block(self, a: int, b: int) -> SpikeTrains:
+        """Selected units ``a:b``: each run of neighbouring source units read at once."""
+        p = self._positions[a:b]
+        if len(p) == 0:
+            return SpikeTrains(np.empty(0), np.zeros(1, np.int64), self.unit_ids[a:b])
+        order = np.argsort(p, kind="stable")
+        sp = p[order]
+        cuts = np.flatnonzero(np.diff(sp) > 8) + 1  # read small gaps rather than split the run
+        parts = []
+        for run in np.split(sp, cuts):
+            lo = int(run[0])
+            parts.append(self._source.block(lo, int(run[-1]) + 1).select(run - lo))
+        runs = SpikeTrains(np.concatenate([x.times for x in parts]),
+                           np.concatenate([[0], np.cumsum(np.concatenate([x.n_spikes for x in parts]))]),
+                           np.concatenate([x.unit_ids for x in parts]))
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return runs.select(back)
+
+    def select(self, positions: np.ndarray) -> "SelectedSpikes":
+        return SelectedSpikes(self._source, self._positions[np.asarray(positions, dtype=np.int64)])
+
 
 @dataclass
 class Session:
@@ -163,8 +217,9 @@ class Session:
     units : pandas.DataFrame
         Indexed by ``unit_id`` in NWB order; every scalar ``/units`` column under its
         NWB name, joined to the peak channel's electrode row.
-    spikes : SpikeTrains
-        Same unit order as ``units``.
+    spikes : SpikeTrains or SpikeSource
+        Same unit order as ``units``; in memory, or a reader of the open file
+        (:func:`spikeprep.nwb.streamed_session`).
     channels, probes, stimulus, running, invalid_times : pandas.DataFrame
     metadata : dict
         Session type, genotype, sex, age, source file, layout variant, read warnings.
@@ -172,7 +227,7 @@ class Session:
 
     session_id: int
     units: pd.DataFrame
-    spikes: SpikeTrains
+    spikes: SpikeSource
     channels: pd.DataFrame
     probes: pd.DataFrame
     stimulus: pd.DataFrame
@@ -187,6 +242,6 @@ class Session:
     def __repr__(self) -> str:
         return (
             f"Session({self.session_id}, {self.metadata.get('session_type', '?')}, "
-            f"{self.n_units} units, {len(self.spikes.times)} spikes, "
+            f"{self.n_units} units, {int(self.spikes.offsets[-1])} spikes, "
             f"{len(self.stimulus)} presentations)"
         )
