@@ -138,6 +138,7 @@ LAYERS = [
     {"errors"},
     {"options", "source", "session"},
     {"layout", "tables", "rates", "layers", "catalog", "fetch", "stimulus", "alignment"},
+    {"remote"},
     {"qc", "nwb", "ratestore", "summary", "legacy", "bucket"},
     {"annotate", "plots", "synthetic"},
     {"outputs"},

@@ -104,7 +104,8 @@ def cmd_export(a: argparse.Namespace) -> int:
         _fail(f"no session NWB files in {' '.join(a.inputs)}")
         return EXIT_FAILED
     return _outcome(export_then_qc(files, a.out, options, qc=not a.no_qc, workers=a.workers, scheduler=a.scheduler,
-                                   force=a.force, progress=not a.quiet, verbose=a.verbose), a.out)
+                                   force=a.force, progress=not a.quiet, verbose=a.verbose, cache=a.cache,
+                                   keep_cache=a.keep_cache), a.out)
 
 
 def cmd_qc(a: argparse.Namespace) -> int:
@@ -219,7 +220,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .pipeline import run_then_qc
 
     return _outcome(run_then_qc(ids, a.cache, a.out, options, base_url=a.base_url, workers=a.workers,
-                                scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose), a.out)
+                                scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose,
+                                stream=a.stream, keep_cache=a.keep_cache), a.out)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -242,6 +244,11 @@ def _catalog_flags(p: argparse.ArgumentParser, cache_required: bool) -> None:
                    help="download folder (an AllenSDK cache folder works as is)")
     p.add_argument("--base-url", metavar="URL", default=None,
                    help="mirror of the Allen bucket (default: $SPIKEPREP_BASE_URL or the Allen bucket)")
+
+
+def _keep_cache_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-cache", action="store_true", help="keep the block cache of streamed files after a "
+                                                             "successful export (it is removed by default)")
 
 
 def _selection_flags(p: argparse.ArgumentParser) -> None:
@@ -285,15 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_flags(p)
     _catalog_flags(p, cache_required=True)
 
-    p = add("export", cmd_export, "export session NWB files (or folders of them) to OUT")
-    p.add_argument("inputs", nargs="+", metavar="NWB|DIR")
+    p = add("export", cmd_export, "export session NWB files, folders of them, or their http(s) URLs to OUT")
+    p.add_argument("inputs", nargs="+", metavar="NWB|DIR|URL",
+                   help="session files, folders holding them (an AllenSDK cache works), or URLs to stream from")
     _export_flags(p)
     p.add_argument("--no-qc", action="store_true", help="skip the QC at the end")
+    p.add_argument("--cache", metavar="DIR", help="for URLs: folder of the block cache that lets an interrupted "
+                                                  "export resume (default ~/.cache/spikeprep)")
+    _keep_cache_flag(p)
 
     p = add("run", cmd_run, "download, export and QC sessions")
     _selection_flags(p)
     _catalog_flags(p, cache_required=True)
     _export_flags(p)
+    p.add_argument("--stream", action="store_true", help="read only the byte ranges each export needs from the "
+                                                         "bucket instead of downloading whole files (a file "
+                                                         "already in --cache is used first)")
+    _keep_cache_flag(p)
 
     p = add("qc", cmd_qc, "ISI-violation QC of the exported sessions in OUT")
     p.add_argument("out", metavar="OUT")

@@ -18,7 +18,7 @@ from .layout import SessionFolder, SessionRecord
 from .legacy import write_legacy
 from .options import ExportOptions
 from .session import Session
-from .source import SourceInfo
+from .source import Source, SourceInfo
 
 __all__ = ["write_outputs", "Timer"]
 
@@ -49,7 +49,7 @@ def _version() -> str:
 
 
 def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
-                  source: SourceInfo | None = None, timings: dict[str, float] | None = None) -> SessionRecord:
+                  source: Source | None = None, timings: dict[str, float] | None = None) -> SessionRecord:
     """Write one session's folder under ``out`` atomically and return its record.
 
     Parameters
@@ -59,8 +59,9 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
     out : path
         The output root; ``session_<id>`` is created or replaced in it.
     options : ExportOptions
-    source : SourceInfo, optional
-        Identity of the file the session was read from (default: from its metadata).
+    source : Source, optional
+        What the session was read from; its identity (and bytes fetched, read after
+        every output is written) goes to ``session.json`` (default: from the metadata).
     timings : dict, optional
         Timings of earlier stages to record (s).
 
@@ -82,8 +83,8 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
                 session_id=session.session_id,
                 session_type=meta.get("session_type"),
                 spikeprep_version=_version(),
-                source=source or SourceInfo(str(meta.get("source_file", "")), Path(meta.get("source_file", "")).name,
-                                            meta.get("source_size")),
+                source=source.info() if source is not None else SourceInfo(
+                    str(meta.get("source_file", "")), Path(meta.get("source_file", "")).name, meta.get("source_size")),
                 layout=meta.get("layout"),
                 params=options.as_dict(),
                 outputs=facts,

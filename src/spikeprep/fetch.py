@@ -27,7 +27,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from .errors import DownloadError
 
 __all__ = ["DEFAULT_BASE_URL", "BASE_URL_ENV", "base_url", "RemoteInfo", "remote_info", "download_file",
-           "session_nwb_path", "session_url", "DownloadError"]
+           "session_nwb_path", "session_url", "DownloadError", "Retryable", "retrying", "check_status"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def session_url(session_id: int, url: str | None = None) -> str:
     return f"{base_url(url)}session_{session_id}/session_{session_id}.nwb"
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """A failure worth another attempt; ``retry_after`` in seconds when the server said."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -64,8 +64,13 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class RemoteInfo:
+    """What a HEAD says of a remote file: its size, its MD5 when the ETag is a plain one,
+    and the validators (ETag, Last-Modified) that change when the file does."""
+
     size: int
     md5: str | None
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -76,19 +81,19 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _check_status(response: httpx.Response, url: str) -> None:
+def check_status(response: httpx.Response, url: str) -> None:
     if response.status_code in _RETRY_STATUS:
-        raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        raise Retryable(f"HTTP {response.status_code}", _retry_after(response))
     if response.status_code >= 400:
         raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
 
 
-def _retrying(attempts: int, max_wait: float) -> Retrying:
+def retrying(attempts: int, max_wait: float) -> Retrying:
     backoff = wait_exponential(multiplier=0.5, max=max_wait) + wait_random(0, 0.5)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+        if isinstance(exc, Retryable) and exc.retry_after is not None:
             return min(exc.retry_after, max_wait)
         return backoff(state)
 
@@ -96,21 +101,22 @@ def _retrying(attempts: int, max_wait: float) -> Retrying:
         exc = state.outcome.exception() if state.outcome else None
         log.info("attempt %d failed (%s); retrying", state.attempt_number, exc)
 
-    transient = (_Retryable, httpx.TimeoutException, httpx.TransportError)
+    transient = (Retryable, httpx.TimeoutException, httpx.TransportError)
     return Retrying(stop=stop_after_attempt(attempts), wait=wait, reraise=True,
                     retry=retry_if_exception(lambda e: isinstance(e, transient)), before_sleep=log_retry)
 
 
 def remote_info(client: httpx.Client, url: str, *, attempts: int = 5, max_wait: float = 30.0) -> RemoteInfo:
     """Size (and MD5 when the ETag is one) of a remote file, via HEAD."""
-    for attempt in _retrying(attempts, max_wait):
+    for attempt in retrying(attempts, max_wait):
         with attempt:
             r = client.head(url)
-            _check_status(r, url)
+            check_status(r, url)
             if "content-length" not in r.headers:
                 raise DownloadError(f"{url}: the server gives no Content-Length")
             m = _MD5_ETAG.match(r.headers.get("etag", ""))
-            return RemoteInfo(int(r.headers["content-length"]), m.group(1).lower() if m else None)
+            return RemoteInfo(int(r.headers["content-length"]), m.group(1).lower() if m else None,
+                              r.headers.get("etag"), r.headers.get("last-modified"))
     raise AssertionError("unreachable")
 
 
@@ -132,7 +138,7 @@ def _fetch_range(client: httpx.Client, url: str, part: Path, total: int, progres
         return
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     with client.stream("GET", url, headers=headers) as r:
-        _check_status(r, url)
+        check_status(r, url)
         if offset and r.status_code == 200:  # Range ignored: start over
             log.info("%s: server ignored Range; restarting", url)
             offset = 0
@@ -140,7 +146,7 @@ def _fetch_range(client: httpx.Client, url: str, part: Path, total: int, progres
         elif offset and r.status_code == 206:
             start = r.headers.get("content-range", "").split(" ")[-1].split("-")[0]
             if start != str(offset):
-                raise _Retryable(f"server resumed at {start!r}, asked for {offset}")
+                raise Retryable(f"server resumed at {start!r}, asked for {offset}")
         with open(part, "r+b" if offset else "wb") as f:
             f.seek(offset)
             f.truncate()
@@ -151,10 +157,10 @@ def _fetch_range(client: httpx.Client, url: str, part: Path, total: int, progres
             os.fsync(f.fileno())
     size = part.stat().st_size
     if size < total:
-        raise _Retryable(f"connection ended at {size} of {total} bytes")
+        raise Retryable(f"connection ended at {size} of {total} bytes")
     if size > total:
         part.unlink()
-        raise _Retryable(f"received {size} bytes, the server announced {total}")
+        raise Retryable(f"received {size} bytes, the server announced {total}")
 
 
 def download_file(url: str, dest: str | Path, *, client: httpx.Client | None = None, attempts: int = 8,
@@ -200,7 +206,7 @@ def download_file(url: str, dest: str | Path, *, client: httpx.Client | None = N
                 # a file already here only needs its size checked: don't wait long for an absent server
                 head_attempts = min(attempts, 3) if dest.exists() else attempts
                 info = remote_info(client, url, attempts=head_attempts, max_wait=max_wait)
-            except (_Retryable, httpx.HTTPError) as exc:
+            except (Retryable, httpx.HTTPError) as exc:
                 raise DownloadError(f"{url}: {exc}") from exc
             if dest.exists():
                 if dest.stat().st_size == info.size:
@@ -234,10 +240,10 @@ def _download_verified(client: httpx.Client, url: str, part: Path, info: RemoteI
                        max_wait: float, progress: Callable[[int], None]) -> None:
     for tries in (1, 2):  # a second full try when the checksum fails
         try:
-            for attempt in _retrying(attempts, max_wait):
+            for attempt in retrying(attempts, max_wait):
                 with attempt:
                     _fetch_range(client, url, part, info.size, progress)
-        except (_Retryable, httpx.HTTPError) as exc:
+        except (Retryable, httpx.HTTPError) as exc:
             raise DownloadError(f"{url}: failed after {attempts} attempts: {exc or type(exc).__name__}") from exc
         except OSError as exc:
             raise DownloadError(f"{part}: cannot write: {exc.strerror or exc}") from exc

@@ -20,7 +20,8 @@ import pandas as pd
 
 from .errors import NWBFormatError
 from .session import RaggedIndex, SelectedSpikes, Session, SpikeTrains, unit_blocks
-from .source import Source, SourceInfo, as_source
+from .remote import as_source
+from .source import Source
 from .stimulus import BASE_COLUMNS, add_conditions, parameter_columns, split_color, unify_parameter
 
 __all__ = ["read_session", "streamed_session", "SpikeReader", "peek_session_id", "detect_layout", "ALLEN_QC_COLUMNS", "CCF_COLUMNS"]

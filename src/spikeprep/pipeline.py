@@ -22,7 +22,8 @@ from .layout import OutFolder, SessionFolder
 from .nwb import peek_session_id, streamed_session
 from .options import ExportOptions
 from .qcreport import run_qc
-from .source import Source, as_source
+from .remote import HttpSource, as_source
+from .source import Source, is_url
 
 __all__ = ["Result", "Outcome", "find_session_files", "export_file", "export_many", "run_sessions", "export_then_qc",
            "run_then_qc", "align_one", "align_many"]
@@ -66,14 +67,18 @@ class Outcome:
         return all(r.ok for r in self.results) and not self.qc_error
 
 
-def find_session_files(inputs: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders into session NWB files.
+def find_session_files(inputs: Iterable[str | Path]) -> list[Path | str]:
+    """Expand files and folders into session NWB files; http(s) URLs are kept.
 
     A folder may be an AllenSDK cache (``session_<id>/session_<id>.nwb``) or hold
     ``.nwb`` files directly; probe LFP files are left out.
     """
-    files: list[Path] = []
-    for item in map(Path, inputs):
+    files: list[Path | str] = []
+    for text in map(str, inputs):
+        if is_url(text):  # streamed: kept as it is
+            files.append(text)
+            continue
+        item = Path(text)
         if item.is_dir():
             found = sorted(item.glob("session_*/session_*.nwb")) or sorted(item.glob("*.nwb"))
             files.extend(p for p in found if "_lfp" not in p.name)
@@ -83,13 +88,15 @@ def find_session_files(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def export_file(path: str | Path | Source, out: str | Path, options: ExportOptions = ExportOptions(), *,
-                force: bool = False, verbose: bool = False) -> Result:
-    """Read, annotate and export one session file; never raises for a bad file.
+                force: bool = False, verbose: bool = False, cache: str | Path | None = None,
+                keep_cache: bool = False) -> Result:
+    """Read, annotate and export one session file or URL; never raises for a bad input.
 
     Parameters
     ----------
-    path : path or Source
-        A session NWB file.
+    path : path, URL or Source
+        A session NWB file, or its http(s) URL: then only the byte ranges the export
+        needs are fetched (:class:`spikeprep.remote.HttpSource`).
     out : path
         The output root.
     options : ExportOptions
@@ -97,18 +104,22 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
         Re-export even when a complete export with the same options exists.
     verbose : bool
         Put the traceback of an unexpected error in the message.
+    cache : path, optional
+        For a URL: where the block cache lives (a rerun after a failure fetches nothing
+        twice); default ``~/.cache/spikeprep``.
+    keep_cache : bool
+        For a URL: keep the block cache after a successful export.
     """
-    source = as_source(path)
+    source = as_source(path, cache)
     path = source.location
     t0 = time.perf_counter()
     sid = None
     try:
         sid = peek_session_id(source)
-        info = source.info()
         folder = SessionFolder(out, sid)
         folder.out.mkdir(parents=True, exist_ok=True)
         with folder.lock():
-            if not force and folder.is_complete(options.as_dict(), info):
+            if not force and folder.is_complete(options.as_dict(), source.info()):
                 return Result(path, sid, "skipped", "already exported", time.perf_counter() - t0)
             folder.remove_stale_temporaries()
             t_read = time.perf_counter()
@@ -117,7 +128,9 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
                 session = annotate(session, options)
                 timings = {"read": round(t_annotate - t_read, 3),
                            "annotate": round(time.perf_counter() - t_annotate, 3)}
-                record = write_outputs(session, out, options, source=source.info(), timings=timings)
+                record = write_outputs(session, out, options, source=source, timings=timings)
+        if isinstance(source, HttpSource):
+            source.finish(keep_cache)
         return Result(path, sid, "exported", "", time.perf_counter() - t0, record.counts["units"],
                       record.counts["spikes"])
     except SpikeprepError as exc:
@@ -127,6 +140,9 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
     except Exception as exc:  # a bug or an unforeseen fault: still one line, the traceback on request
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
         return Result(path, sid, "failed", f"{path}: unexpected error: {detail}", time.perf_counter() - t0)
+    finally:
+        if isinstance(source, HttpSource):
+            source.close()  # a failed export keeps its block cache: the rerun resumes from it
 
 
 def _schedule(task: Callable[..., Result], items: Sequence[Any], *, desc: str, workers: int | None,
@@ -186,9 +202,9 @@ def _run_on_dask(task: Callable[..., Result], items: Sequence[Any], workers: int
 
 def export_many(paths: Sequence[str | Path], out: str | Path, options: ExportOptions = ExportOptions(), *,
                 workers: int | None = None, scheduler: str | None = None, force: bool = False,
-                progress: bool = True, verbose: bool = False,
-                on_result: Callable[[Result], None] | None = None) -> list[Result]:
-    """Export many session files: serially, on a local Dask cluster, or on an existing one.
+                progress: bool = True, verbose: bool = False, cache: str | Path | None = None,
+                keep_cache: bool = False, on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Export many session files or URLs: serially, on a local Dask cluster, or on an existing one.
 
     Parameters
     ----------
@@ -200,12 +216,14 @@ def export_many(paths: Sequence[str | Path], out: str | Path, options: ExportOpt
     scheduler : str, optional
         Address of an existing Dask scheduler (workers must see the same paths).
     force, progress, verbose : bool
+    cache, keep_cache : path, bool
+        For URLs: the block cache's folder, and whether to keep it (see :func:`export_file`).
     on_result : callable, optional
         Called with each Result as it arrives.
     """
     return _schedule(export_file, [str(p) for p in paths], desc="export", workers=workers, scheduler=scheduler,
                      progress=progress, on_result=on_result, out=str(out), options=options, force=force,
-                     verbose=verbose)
+                     verbose=verbose, cache=None if cache is None else str(cache), keep_cache=keep_cache)
 
 
 def align_one(session_id: int, out: str | Path, stimulus: str, window: tuple[float, float], bin_size: float, *,
@@ -239,12 +257,15 @@ def align_many(out: str | Path, stimulus: str, window: tuple[float, float], bin_
 
 def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options: ExportOptions = ExportOptions(), *,
                  base_url: str | None = None, workers: int | None = None, scheduler: str | None = None,
-                 force: bool = False, progress: bool = True, verbose: bool = False) -> list[Result]:
+                 force: bool = False, progress: bool = True, verbose: bool = False, stream: bool = False,
+                 keep_cache: bool = False) -> list[Result]:
     """Download and export sessions; each is exported as soon as its file is there.
 
     Sessions already exported with the same options are skipped without downloading.
+    With ``stream``, a session is exported straight from its URL (only the byte ranges
+    it needs), unless ``cache`` already holds the whole file, which goes first.
     """
-    from .fetch import session_nwb_path
+    from .fetch import session_nwb_path, session_url
 
     results: list[Result] = []
     todo = []
@@ -256,6 +277,11 @@ def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options
         else:
             todo.append(sid)
     on_cluster = workers is not None or scheduler is not None
+    if stream:
+        inputs = [_local_copy(session_nwb_path(cache, sid), session_url(sid, base_url)) for sid in todo]
+        results += export_many(inputs, out, options, workers=workers, scheduler=scheduler, force=force,
+                               progress=progress, verbose=verbose, cache=cache, keep_cache=keep_cache)
+        todo = []
     ready: list[Path] = []
     for sid in todo:
         d = download_sessions([sid], cache, base_url=base_url, progress=progress)[0]
@@ -273,6 +299,24 @@ def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options
     except (SpikeprepError, OSError, ValueError) as exc:
         log.warning("no session table written to %s: %s", out, exc)
     return results
+
+
+def _local_copy(local: Path, url: str) -> str:
+    """``local`` when it is the whole file the server has (or the server cannot be
+    reached and it is there), else ``url``."""
+    if not local.exists():
+        return url
+    import httpx
+
+    from .fetch import remote_info
+
+    try:
+        with httpx.Client(timeout=10.0, follow_redirects=True) as client:
+            same = remote_info(client, url, attempts=2, max_wait=1.0).size == local.stat().st_size
+    except (SpikeprepError, httpx.HTTPError) as exc:
+        log.warning("%s; using %s as it is", exc, local)
+        return str(local)
+    return str(local) if same else url
 
 
 def _then_qc(results: list[Result], out: str | Path, options: ExportOptions, qc: bool, verbose: bool,

@@ -1,4 +1,4 @@
-"""Where a session comes from: a local NWB file (and, later, an http(s) URL).
+"""Where a session comes from: a local NWB file or an http(s) URL (:mod:`spikeprep.remote`).
 
 A :class:`Source` is what the reader opens and what the skip check identifies: its
 :class:`SourceInfo` (location, size, and an ETag or mtime where known) is recorded in
@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from .errors import NWBFormatError
 
-__all__ = ["SourceInfo", "Source", "LocalFile", "as_source", "is_url"]
+__all__ = ["SourceInfo", "Source", "LocalFile", "is_url"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class SourceInfo:
         Modification time of a local file (s since the epoch).
     bytes_fetched : int or None
         Bytes read over the network (None for a local file).
+    note : str or None
+        How it was read when that is worth saying (e.g. a server that ignored Range).
     """
 
     location: str
@@ -44,6 +46,7 @@ class SourceInfo:
     last_modified: str | None = None
     mtime: float | None = None
     bytes_fetched: int | None = None
+    note: str | None = None
 
     def same_file(self, other: "SourceInfo") -> bool:
         """True when ``other`` is the same content as far as both can tell: equal sizes,
@@ -64,6 +67,9 @@ class Source(Protocol):
     @property
     def location(self) -> str: ...
 
+    @property
+    def name(self) -> str: ...
+
     def info(self) -> SourceInfo: ...
 
     def open(self) -> Any:
@@ -80,6 +86,10 @@ class LocalFile:
     def location(self) -> str:
         return str(self.path)
 
+    @property
+    def name(self) -> str:
+        return self.path.name
+
     def info(self) -> SourceInfo:
         st = self.path.stat()
         return SourceInfo(str(self.path.resolve()), self.path.name, st.st_size, mtime=st.st_mtime)
@@ -94,13 +104,3 @@ class LocalFile:
 
 def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
-
-
-def as_source(source: "str | Path | Source") -> Source:
-    """A :class:`Source` for a path (or an existing source)."""
-    if isinstance(source, (str, Path)):
-        if is_url(str(source)):
-            raise NWBFormatError(source, "reading a session straight from a URL is not supported by this version; "
-                                         "download it first (spikeprep download)")
-        return LocalFile(Path(source))
-    return source

@@ -57,6 +57,10 @@ class SynthSpec:
         Defaults to a number derived from the seed.
     mean_rate : float
         Mean firing rate (Hz) of the lognormal rate distribution.
+    waveforms : bool
+        Also write ``units/waveform_mean`` at real size (384 channels × 82 samples of
+        float64 per unit: 0.7 GB for 2,800 units), as the released files hold it; for
+        measuring what a streamed export leaves unread.
     """
 
     n_units: int = 300
@@ -66,6 +70,7 @@ class SynthSpec:
     layout: str = "2020"
     session_id: int | None = None
     mean_rate: float = 4.65
+    waveforms: bool = False
 
     @property
     def sid(self) -> int:
@@ -104,6 +109,8 @@ def write_session(path: str | Path, spec: SynthSpec | None = None, **kwargs: obj
         _write_electrodes(f, spec, channels, probes)
         spike_stats = _write_spikes(f, spec, units)
         _write_unit_columns(f, spec, units, spike_stats)
+        if spec.waveforms:
+            _write_waveforms(f, spec)
         _write_stimulus(f, spec)
         _write_invalid_times(f, spec, probes)
         _write_running(f, spec)
@@ -385,9 +392,23 @@ def _write_unit_columns(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarr
             g.create_dataset(k, data=v, dtype=_STR)
         else:
             g[k] = v
-    colnames = list(cols) + ["spike_times", "spike_amplitudes"]
+    colnames = list(cols) + ["spike_times", "spike_amplitudes"] + (["waveform_mean"] if spec.waveforms else [])
     g.attrs.update({"namespace": "core", "neurodata_type": "Units", "description": "",
                     "colnames": np.array(colnames, dtype=object)})
+
+
+def _write_waveforms(f: h5py.File, spec: SynthSpec, samples: int = 82) -> None:
+    """``units/waveform_mean`` (one 384 × 82 float64 block of noise per unit) and its index."""
+    g = f["units"]
+    rows = spec.n_units * _CHANNELS_PER_PROBE
+    ds = g.create_dataset("waveform_mean", shape=(rows, samples), dtype="f8", chunks=(_CHANNELS_PER_PROBE * 16, samples))
+    rng = np.random.default_rng([spec.seed, 7])
+    step = _CHANNELS_PER_PROBE * 64
+    for a in range(0, rows, step):
+        b = min(rows, a + step)
+        ds[a:b] = rng.standard_normal((b - a, samples)) * 1e-5
+    g["waveform_mean_index"] = np.arange(1, spec.n_units + 1, dtype=np.int64) * _CHANNELS_PER_PROBE
+    g["waveform_mean_index"].attrs.update({"namespace": "hdmf-common", "neurodata_type": "VectorIndex"})
 
 
 # ----------------------------------------------------------------------------- stimuli
