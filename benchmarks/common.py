@@ -38,13 +38,16 @@ def measure(code: str, label: str) -> dict:
     return out
 
 
-def full_scale_session() -> Path:
-    """The full-scale synthetic session (2,800 units × 9,600 s), generated once."""
+def full_scale_session(waveforms: bool = False) -> Path:
+    """The full-scale synthetic session (2,800 units × 9,600 s), generated once; with
+    ``waveforms``, also ``units/waveform_mean`` at real size (2.7 GB in all, like a
+    released file)."""
     DATA.mkdir(parents=True, exist_ok=True)
-    path = DATA / "fullscale_session.nwb"
+    path = DATA / ("fullscale_waveforms.nwb" if waveforms else "fullscale_session.nwb")
+    spec = {**FULL, "waveforms": waveforms}
     if not path.exists():
-        print(f"generating {path} ({FULL}) ...", flush=True)
-        code = (f"from spikeprep.synthetic import write_session; write_session({str(path)!r}, **{FULL!r})")
+        print(f"generating {path} ({spec}) ...", flush=True)
+        code = (f"from spikeprep.synthetic import write_session; write_session({str(path)!r}, **{spec!r})")
         measure(code, "synthetic.write_session (full scale)")
         print(f"  file {path.stat().st_size / 1e9:.2f} GB", flush=True)
     return path
