@@ -22,6 +22,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/read_session.py
 	$(BIN)/python benchmarks/rates.py
 	$(BIN)/python benchmarks/export.py
+	$(BIN)/python benchmarks/aligned.py
+	$(BIN)/python benchmarks/stream.py
 
 clean:
 	rm -rf $(VENV) demo_out
