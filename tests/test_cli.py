@@ -37,7 +37,8 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], capsys: pytest.Captu
 
 def test_synth_inspect_export_verify(tmp_path: Path) -> None:
     nwb = tmp_path / "s.nwb"
-    assert run("synth", str(nwb), "--units", "40", "--duration", "60", "--probes", "2", "--seed", "3").returncode == 0
+    assert run("synth", str(nwb), "--units", "40", "--duration", "60", "--probes", "2", "--seed", "3",
+               "--session-id", "700003027").returncode == 0
     r = run("inspect", str(nwb))
     assert r.returncode == 0
     for word in ("session 700003027", "layout 2020", "probeA", "units per area and quality", "drifting_gratings",

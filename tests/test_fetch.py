@@ -213,7 +213,9 @@ def test_cli_sessions_download_run(bucket: Bucket, tmp_path: Path) -> None:
     r = _cli("run", "--all", "--cache", str(cache), "--out", str(out), "--base-url", bucket.url, "--quiet")
     assert r.returncode == 0, r.stderr
     assert "2 of 2 sessions ready" in r.stdout and (out / "qc" / "isi_summary.csv").exists()
+    bucket.requests.clear()
     r = _cli("run", "999", "--cache", str(cache), "--out", str(out), "--base-url", bucket.url, "--quiet")
-    assert r.returncode == 1
+    assert r.returncode == 2  # checked against the session table before any download
     err = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(err) == 1 and "404" in err[0] and "session_999" in err[0]
+    assert len(err) == 1 and "session 999 is not in the session table" in err[0]
+    assert not [q for q in bucket.requests if "session_999" in q[1]]

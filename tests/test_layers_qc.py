@@ -143,3 +143,16 @@ def test_llobet_contamination_hand_computed() -> None:
     from spikeprep.qc import llobet_contamination
 
     assert np.isnan(llobet_contamination(np.array([0.6]))[0]) and llobet_contamination(np.array([0.0]))[0] == 0.0
+
+
+def test_synthetic_isi_violations_column_is_the_allen_formula(tmp_path) -> None:
+    """The generator's column follows ecephys_spike_sorting: duplicates (ISI <= 0.166 ms) dropped
+    first, then the Hill ratio over the kept spikes, T from the first to the last spike."""
+    from spikeprep.synthetic import SynthSpec, write_session
+
+    s = read_session(write_session(tmp_path / "h.nwb", SynthSpec(n_units=80, duration=200.0, n_probes=1, seed=17)))
+    m = isi_metrics(s.spikes)
+    short = (np.diff(s.spikes.times) <= 0.000166) & (np.diff(np.repeat(np.arange(s.spikes.n_units),
+                                                                         s.spikes.n_spikes)) == 0)
+    assert short.any()  # the generator does make ISIs that short
+    np.testing.assert_allclose(s.units["isi_violations"], m["isi_violations_recomputed"], rtol=1e-12, equal_nan=True)

@@ -31,11 +31,24 @@ def _fail(message: str) -> None:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_synth(a: argparse.Namespace) -> int:
-    from .synthetic import SynthSpec, write_session
+    import zlib
 
+    from .synthetic import SynthSpec, check_spec, write_session
+
+    out = Path(a.output)
+    if out.exists() and not a.force:
+        raise SystemExit(_usage(a, f"{out} exists; pass --force to replace it"))
+    if not out.parent.is_dir():
+        raise SystemExit(_usage(a, f"{out.parent}: no such folder"))
+    # a different session id per file unless given: two synthetic files never collide in one OUT
+    sid = a.session_id if a.session_id is not None else 800_000_000 + zlib.crc32(str(out.resolve()).encode()) % 10**8
     spec = SynthSpec(n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed, layout=a.layout,
-                     session_id=a.session_id)
-    path = write_session(a.output, spec)
+                     session_id=sid, waveforms=a.waveforms)
+    try:
+        check_spec(spec)
+    except ValueError as exc:
+        raise SystemExit(_usage(a, str(exc)))
+    path = write_session(out, spec)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): session {spec.sid}, {spec.n_units} units, "
           f"{spec.duration:g} s, {spec.n_probes} probes, layout {spec.layout}")
     return EXIT_OK
@@ -74,17 +87,30 @@ def _report(results: list, out: Path) -> int:
 
     rows = [r for r in results if isinstance(r, Result)]
     if rows:
-        width = max(len(str(r.session_id)) for r in rows)
-        print(f"\n{'session':>{max(width, 7)}}  {'status':8}  {'units':>6}  {'spikes':>11}  {'seconds':>8}")
+        width = max(7, *(len(str(r.session_id)) for r in rows))
+        print(f"\n{'session':>{width}}  {'status':8}  {'units':>6}  {'spikes':>11}  {'seconds':>8}  note")
         for r in rows:
             units = "" if r.n_units is None else r.n_units
             spikes = "" if r.n_spikes is None else f"{r.n_spikes:,}"
-            print(f"{str(r.session_id):>{max(width, 7)}}  {r.status:8}  {units:>6}  {spikes:>11}  {r.seconds:8.1f}")
+            sid = "?" if r.session_id is None else r.session_id
+            note = _short(r.message.replace(r.path + ": ", "")) if r.message else ""
+            print(f"{sid!s:>{width}}  {r.status:8}  {units:>6}  {spikes:>11}  {r.seconds:8.1f}  {note}")
     failed = [r for r in rows if not r.ok]
     for r in failed:
         _fail(r.message)
     print(f"{len(rows) - len(failed)} of {len(rows)} sessions ready in {out}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _short(text: str, n: int = 70) -> str:
+    text = text.splitlines()[0] if text else ""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _check_out(a: argparse.Namespace, out: str) -> None:
+    """A usage error when OUT is an existing file rather than a folder."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise SystemExit(_usage(a, f"--out {out}: is a file, not a folder"))
 
 
 def _outcome(outcome: Any, out: str) -> int:
@@ -97,6 +123,7 @@ def _outcome(outcome: Any, out: str) -> int:
 
 def cmd_export(a: argparse.Namespace) -> int:
     options = _options(a)
+    _check_out(a, a.out)
     from .pipeline import export_then_qc, find_session_files
 
     files = find_session_files(a.inputs)
@@ -154,6 +181,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    _check_out(a, a.out)
     from .demo import run_demo
 
     return run_demo(Path(a.out), n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed)
@@ -183,17 +211,31 @@ def cmd_sessions(a: argparse.Namespace) -> int:
 
 
 def _selected_ids(a: argparse.Namespace) -> list[int]:
+    """The session ids asked for, checked against the session table when it can be had."""
     if a.ids and (a.all or a.where):
         raise SystemExit(_usage(a, "give session ids, --all or --where, not several"))
-    if a.ids:
-        return [int(i) for i in a.ids]
-    if not (a.all or a.where):
+    if not (a.ids or a.all or a.where):
         raise SystemExit(_usage(a, "give session ids, --all or --where QUERY"))
     from .bucket import session_table
+    from .errors import SpikeprepError
 
-    table = session_table(**_catalog_kwargs(a))
+    try:
+        table = session_table(**_catalog_kwargs(a))
+    except SpikeprepError:
+        if a.ids:  # no table to check against (offline, nothing cached): the downloads will say
+            return list(a.ids)
+        raise
+    if a.ids:
+        unknown = [i for i in a.ids if i not in table.index]
+        if unknown:
+            raise SystemExit(_usage(a, f"session {unknown[0]} is not in the session table ({len(table)} sessions, "
+                                       f"e.g. {', '.join(map(str, table.index[:3]))}; see spikeprep sessions)"))
+        return list(a.ids)
     if a.where:
-        table = table.query(a.where)
+        try:
+            table = table.query(a.where)
+        except Exception as exc:  # pandas raises many kinds for a bad query
+            raise SystemExit(_usage(a, f"--where {a.where!r}: {str(exc).splitlines()[0] if str(exc) else exc}"))
     return [int(i) for i in table.index]
 
 
@@ -216,6 +258,7 @@ def cmd_download(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     options = _options(a)
+    _check_out(a, a.out)
     ids = _selected_ids(a)
     from .pipeline import run_then_qc
 
@@ -252,7 +295,7 @@ def _keep_cache_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _selection_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("ids", nargs="*", metavar="ID", help="session ids")
+    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="session ids (see spikeprep sessions)")
     p.add_argument("--all", action="store_true", help="every session of the catalog")
     p.add_argument("--where", metavar="QUERY", help="sessions matching a pandas query on the catalog")
 
@@ -275,17 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "generate a synthetic session, export it, QC it and plot it")
     p.add_argument("--out", default="demo_out", help="demo folder (default demo_out)")
-    p.add_argument("--units", type=int, default=300)
-    p.add_argument("--duration", type=float, default=900.0)
-    p.add_argument("--probes", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--units", type=int, default=300, metavar="N", help="clusters in the synthetic session (default 300)")
+    p.add_argument("--duration", type=float, default=900.0, metavar="S", help="session length in s (default 900)")
+    p.add_argument("--probes", type=int, default=3, metavar="N", help="probes, 1-6 (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic session (default 0)")
 
     p = add("sessions", cmd_sessions, "print the session table (58 sessions)")
     _catalog_flags(p, cache_required=False)
     p.add_argument("--where", metavar="QUERY", help="pandas query, e.g. \"session_type == 'brain_observatory_1.1'\"")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--csv", action="store_true")
-    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true", help="print the table as CSV")
+    fmt.add_argument("--json", action="store_true", help="print the table as JSON records")
     p.add_argument("--offline", action="store_true", help="use the cached table only")
 
     p = add("download", cmd_download, "download session NWB files (resumable, verified)")
@@ -311,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _keep_cache_flag(p)
 
     p = add("qc", cmd_qc, "ISI-violation QC of the exported sessions in OUT")
-    p.add_argument("out", metavar="OUT")
+    p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
     p.add_argument("--select", metavar="QUERY", help="units to summarise (default: is_rs, snr > 2.5, visual cortex)")
     p.add_argument("--threshold-ms", type=float, default=ISI_THRESHOLD_MS, metavar="MS",
                    help=f"ISI threshold in ms (default {ISI_THRESHOLD_MS:g})")
@@ -329,19 +372,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
 
     p = add("inspect", cmd_inspect, "summarise session NWB files")
-    p.add_argument("files", nargs="+", metavar="FILE.nwb")
+    p.add_argument("files", nargs="+", metavar="FILE.nwb", help="session NWB files")
 
     p = add("synth", cmd_synth, "write a synthetic session NWB file in the Allen layout")
-    p.add_argument("output", metavar="OUT.nwb")
-    p.add_argument("--units", type=int, default=300)
-    p.add_argument("--duration", type=float, default=900.0, help="seconds")
-    p.add_argument("--probes", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=["2020", "sdk", "2019"], default="2020")
-    p.add_argument("--session-id", type=int, default=None)
+    p.add_argument("output", metavar="OUT.nwb", help="file to write (refused if it exists, unless --force)")
+    p.add_argument("--units", type=int, default=300, metavar="N", help="clusters, noise included (default 300)")
+    p.add_argument("--duration", type=float, default=900.0, metavar="S", help="session length in s (default 900)")
+    p.add_argument("--probes", type=int, default=3, metavar="N", help="probes, 1-6 (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the content is a function of it (default 0)")
+    p.add_argument("--layout", choices=["2020", "sdk", "2019"], default="2020",
+                   help="NWB layout variant: 2020 release, AllenSDK writer, Oct 2019 (default 2020)")
+    p.add_argument("--session-id", type=int, default=None, metavar="ID",
+                   help="session id (default: derived from the file's path, so files never share one)")
+    p.add_argument("--waveforms", action="store_true", help="also write waveform_mean at real size (0.7 GB per "
+                                                            "2,800 units)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
 
     p = add("verify", cmd_verify, "check exported sessions against their session.json")
-    p.add_argument("out", metavar="OUT")
+    p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
     return parser
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 __all__ = ["run_demo"]
@@ -13,19 +15,25 @@ def run_demo(folder: Path, *, n_units: int = 300, duration: float = 900.0, n_pro
     from .options import ExportOptions
     from .pipeline import export_file
     from .qcreport import run_qc
+    from .layers import OUTSIDE_BRAIN
     from .readers import open_rates, open_running, open_spike_times, open_stimulus, open_units
     from .plots import session_figure
-    from .synthetic import SynthSpec, write_session
+    from .synthetic import SynthSpec, check_spec, write_session
 
-    folder.mkdir(parents=True, exist_ok=True)
     spec = SynthSpec(n_units=n_units, duration=duration, n_probes=n_probes, seed=seed)
+    check_spec(spec)
+    folder.mkdir(parents=True, exist_ok=True)
     nwb = folder / f"session_{spec.sid}.nwb"
     out = folder / "out"
     t0 = time.perf_counter()
-    if not nwb.exists():
+    settings = folder / "demo_settings.json"
+    wanted = json.dumps(asdict(spec), sort_keys=True)
+    changed = not nwb.exists() or not settings.exists() or settings.read_text() != wanted
+    if changed:  # new settings: a new file, exported again (never "skipped" with the old one)
         write_session(nwb, spec)
+        settings.write_text(wanted)
     print(f"synthetic session {spec.sid}: {nwb} ({nwb.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
-    result = export_file(nwb, out, ExportOptions())
+    result = export_file(nwb, out, ExportOptions(), force=changed)
     if not result.ok:
         print(result.message)
         return 1
@@ -34,7 +42,7 @@ def run_demo(folder: Path, *, n_units: int = 300, duration: float = 900.0, n_pro
 
     units = open_units(out, spec.sid)
     print("\nunits per area and layer (all clusters):")
-    table = units.assign(region=units["region"].astype(object).fillna("(outside)"),
+    table = units.assign(region=units["region"].astype(object).fillna(OUTSIDE_BRAIN),
                          layer=units["layer"].astype(object).fillna("-"))
     print(table.groupby(["region", "layer"]).size().unstack(fill_value=0).to_string())
     print(f"\nRS {int(units['is_rs'].sum())} / FS {int((~units['is_rs']).sum())}; "

@@ -88,7 +88,13 @@ def check_status(response: httpx.Response, url: str) -> None:
         raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
 
 
+_CONNECT_ATTEMPTS = 2  # a refused connection or an unknown host is not worth a minute of retries
+
+
 def retrying(attempts: int, max_wait: float) -> Retrying:
+    """The retry policy of every request: ``attempts`` tries with exponential backoff and
+    jitter (Retry-After honoured, capped by ``max_wait``) on 429/5xx, cut connections and
+    timeouts; a connection that cannot be made at all is tried twice only."""
     backoff = wait_exponential(multiplier=0.5, max=max_wait) + wait_random(0, 0.5)
 
     def wait(state: RetryCallState) -> float:
@@ -101,8 +107,12 @@ def retrying(attempts: int, max_wait: float) -> Retrying:
         exc = state.outcome.exception() if state.outcome else None
         log.info("attempt %d failed (%s); retrying", state.attempt_number, exc)
 
+    def unreachable(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        return isinstance(exc, httpx.ConnectError) and state.attempt_number >= _CONNECT_ATTEMPTS
+
     transient = (Retryable, httpx.TimeoutException, httpx.TransportError)
-    return Retrying(stop=stop_after_attempt(attempts), wait=wait, reraise=True,
+    return Retrying(stop=stop_after_attempt(attempts) | unreachable, wait=wait, reraise=True,
                     retry=retry_if_exception(lambda e: isinstance(e, transient)), before_sleep=log_retry)
 
 

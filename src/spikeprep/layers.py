@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["VISUAL_AREAS", "LAYER_NAMES", "LAYER_BOTTOMS_UM", "add_layers", "layer_of_depth"]
+__all__ = ["VISUAL_AREAS", "LAYER_NAMES", "LAYER_BOTTOMS_UM", "OUTSIDE_BRAIN", "add_layers", "layer_of_depth"]
 
 VISUAL_AREAS = ("VISp", "VISl", "VISrl", "VISal", "VISpm", "VISam")
 LAYER_NAMES = ("L1", "L2/3", "L4", "L5", "L6")
 LAYER_BOTTOMS_UM = (100.0, 310.0, 430.0, 650.0, 850.0)  # L1 100, L2/3 210, L4 120, L5 220, L6 200
 CHANNEL_PITCH_UM = 20.0
+OUTSIDE_BRAIN = "(outside the brain)"  # how a null region is shown in text
 
 
 def layer_of_depth(depth_norm: np.ndarray) -> np.ndarray:

@@ -27,7 +27,9 @@ __all__ = ["SCHEMA_VERSION", "SESSION_JSON", "TMP_PREFIX", "TRASH_PREFIX", "Sess
 
 # Bump whenever the output contract changes (a file, a column, a dtype, session.json):
 # folders written with another version are never skipped as complete.
-SCHEMA_VERSION = 2  # 2: stimulus duration, condition ids, numeric parameters; conditions, probes, channels, invalid_times tables
+# 2: stimulus duration, condition ids, numeric parameters; conditions, probes, channels, invalid_times tables
+# 3: exact bin membership at the edges; the counts grid ends on a bin edge
+SCHEMA_VERSION = 3
 SESSION_JSON = "session.json"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
@@ -223,6 +225,24 @@ class OutFolder:
             if d.is_dir() and tail.isdigit():
                 found.append(SessionFolder(self.path, int(tail)))
         return sorted(found, key=lambda s: s.session_id)
+
+    def remove_orphan_temporaries(self) -> list[Path]:
+        """Temporary folders of exports that died (a killed Dask worker): those whose
+        session lock nobody holds. Returns what was removed."""
+        from filelock import Timeout
+
+        removed = []
+        for tmp in self.path.glob(f"{TMP_PREFIX}session_*-*"):
+            tail = tmp.name[len(TMP_PREFIX) + len("session_"):].split("-", 1)[0]
+            if not tail.isdigit():
+                continue
+            try:
+                with self.session(int(tail)).lock(timeout=0):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    removed.append(tmp)
+            except Timeout:  # an export of that session is running: its folder is not an orphan
+                continue
+        return removed
 
     def exported(self) -> list[int]:
         """Ids of the sessions whose folder is complete under the current schema."""

@@ -117,7 +117,10 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
     try:
         sid = peek_session_id(source)
         folder = SessionFolder(out, sid)
-        folder.out.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpikeprepError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from exc
         with folder.lock():
             if not force and folder.is_complete(options.as_dict(), source.info()):
                 return Result(path, sid, "skipped", "already exported", time.perf_counter() - t0)
@@ -147,7 +150,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
 
 def _schedule(task: Callable[..., Result], items: Sequence[Any], *, desc: str, workers: int | None,
               scheduler: str | None, progress: bool, on_result: Callable[[Result], None] | None = None,
-              **kwargs: Any) -> list[Result]:
+              on_interrupt: Callable[[], None] | None = None, **kwargs: Any) -> list[Result]:
     """``task(item, **kwargs)`` for every item: serially, on a local Dask cluster of
     ``workers`` single-threaded processes, or on the cluster at ``scheduler``. Results
     come back in the order of ``items``; a task never raises, and a dead worker is a
@@ -170,6 +173,10 @@ def _schedule(task: Callable[..., Result], items: Sequence[Any], *, desc: str, w
                 done(k, task(item, **kwargs))
         else:
             _run_on_dask(task, items, workers, scheduler, done, kwargs)
+    except KeyboardInterrupt:
+        if on_interrupt is not None:
+            on_interrupt()  # what killed workers left behind
+        raise
     finally:
         bar.close()
     return [results[k] for k in sorted(results)]
@@ -194,6 +201,9 @@ def _run_on_dask(task: Callable[..., Result], items: Sequence[Any], workers: int
             except Exception as exc:  # the worker died (killed, out of memory): the others go on
                 item = items[k]
                 done(k, Result(str(item), None, "failed", f"{item}: worker failed: {type(exc).__name__}: {exc}"))
+    except KeyboardInterrupt:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # no shutdown warnings after Ctrl-C
+        raise
     finally:
         client.close()
         if cluster is not None:
@@ -221,9 +231,36 @@ def export_many(paths: Sequence[str | Path], out: str | Path, options: ExportOpt
     on_result : callable, optional
         Called with each Result as it arrives.
     """
-    return _schedule(export_file, [str(p) for p in paths], desc="export", workers=workers, scheduler=scheduler,
-                     progress=progress, on_result=on_result, out=str(out), options=options, force=force,
-                     verbose=verbose, cache=None if cache is None else str(cache), keep_cache=keep_cache)
+    paths = [str(p) for p in paths]
+    clashes = _shared_session_ids(paths)
+    todo = [p for p in paths if p not in clashes]
+    results = {r.path: r for r in _schedule(
+        export_file, todo, desc="export", workers=workers, scheduler=scheduler, progress=progress,
+        on_result=on_result, on_interrupt=lambda: OutFolder(out).remove_orphan_temporaries(), out=str(out),
+        options=options, force=force, verbose=verbose, cache=None if cache is None else str(cache),
+        keep_cache=keep_cache)}
+    results.update(clashes)
+    return [results[p] for p in paths]
+
+
+def _shared_session_ids(paths: Sequence[str]) -> dict[str, Result]:
+    """Failed results for local files that hold the same session as another input: the
+    second would silently replace the first's folder."""
+    owners: dict[int, list[str]] = {}
+    for p in paths:
+        if is_url(p):
+            continue
+        try:
+            owners.setdefault(peek_session_id(p), []).append(p)
+        except SpikeprepError:
+            continue  # export_file reports it
+    clashes = {}
+    for sid, files in owners.items():
+        for p in files if len(files) > 1 else []:
+            others = ", ".join(f for f in files if f != p)
+            clashes[p] = Result(p, sid, "failed", f"{p}: session {sid} is also in {others}; export them to "
+                                                  f"different --out folders")
+    return clashes
 
 
 def align_one(session_id: int, out: str | Path, stimulus: str, window: tuple[float, float], bin_size: float, *,
@@ -294,10 +331,11 @@ def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options
     if ready:
         results += export_many(ready, out, options, workers=workers, scheduler=scheduler, force=force,
                                progress=progress, verbose=verbose)
-    try:
-        session_table(base_url, cache).to_parquet(OutFolder(out).catalog)
-    except (SpikeprepError, OSError, ValueError) as exc:
-        log.warning("no session table written to %s: %s", out, exc)
+    if any(r.ok for r in results):  # beside the exported sessions, when there are any
+        try:
+            session_table(base_url, cache).to_parquet(OutFolder(out).catalog)
+        except (SpikeprepError, OSError, ValueError) as exc:
+            log.warning("no session table written to %s: %s", out, exc)
     return results
 
 

@@ -46,24 +46,47 @@ class Grid:
         return self.t_start + np.arange(self.n_bins) * self.bin_size
 
     def bins(self, times: np.ndarray) -> np.ndarray:
-        """Bin index of each time (int64); may fall outside ``[0, n_bins)``."""
-        x = times - self.t_start  # one float temporary, floored in place
-        x *= self.fs
-        np.floor(x, out=x)
-        return x.astype(np.int64)
+        """Bin index of each time (int64); may fall outside ``[0, n_bins)``.
+
+        Exact for the float64 edges ``t_start + i·bin_size`` (those of :meth:`edges`): a
+        time equal to an edge is in the bin it starts. ``floor((t − t_start)·fs)`` alone
+        puts some of those one bin early; it is corrected against the edges themselves.
+        """
+        k = times - self.t_start  # one float temporary, floored in place
+        k *= self.fs
+        np.floor(k, out=k)
+        edge = k * self.bin_size
+        edge += self.t_start
+        k -= times < edge  # below its bin's left edge: one bin earlier
+        np.multiply(k + 1.0, self.bin_size, out=edge)
+        edge += self.t_start
+        k += times >= edge  # at or past the next left edge: one bin later
+        return k.astype(np.int64)
 
 
 def make_grid(spikes: SpikeSource, bin_size: float = BIN_SIZE_S, t_start: float = 0.0,
               t_stop: float | None = None) -> Grid:
-    """The notebook's grid: ``t_start`` to the last spike + 1 s unless ``t_stop`` is given."""
-    if bin_size <= 0:
-        raise ValueError("bin_size must be positive")
+    """The notebook's grid: ``t_start`` to the last spike + 1 s unless ``t_stop`` is given.
+
+    The grid holds whole bins: by default ``t_stop`` is moved up to the next bin edge
+    (after every spike, as before); an explicit ``t_stop`` must be a whole number of
+    bins after ``t_start`` (ValueError otherwise, rather than silently dropping or
+    adding a partial bin).
+    """
+    if not bin_size > 0:
+        raise ValueError(f"bin_size must be positive, got {bin_size}")
+    n = None
     if t_stop is None:
         t_max = spikes.t_max
-        t_stop = (t_max if np.isfinite(t_max) else t_start) + 1.0
-    if t_stop <= t_start:
+        n = int(np.ceil(((t_max if np.isfinite(t_max) else t_start) + 1.0 - t_start) / bin_size - 1e-9))
+    elif t_stop <= t_start:
         raise ValueError(f"t_stop ({t_stop}) must be after t_start ({t_start})")
-    return Grid(float(bin_size), float(t_start), float(t_stop))
+    else:
+        x = (t_stop - t_start) / bin_size
+        n = int(round(x))
+        if abs(x - n) > 1e-6 * max(1.0, x):
+            raise ValueError(f"t_stop {t_stop} is not a whole number of {bin_size} s bins after t_start {t_start}")
+    return Grid(float(bin_size), float(t_start), float(t_start) + n * float(bin_size))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .layers import OUTSIDE_BRAIN
 from .session import Session
 
 __all__ = ["describe"]
@@ -28,7 +29,7 @@ def describe(session: Session) -> str:
     ]
     if m.get("read_warnings"):
         lines.append("  warnings  " + "; ".join(m["read_warnings"]))
-    area = u["region"].astype(object).fillna("(outside brain)")
+    area = u["region"].astype(object).fillna(OUTSIDE_BRAIN)
     table = pd.crosstab(area, u["quality"].astype(object)).sort_index()
     lines.append("  units per area and quality:")
     lines += ["    " + row for row in table.to_string().splitlines()]

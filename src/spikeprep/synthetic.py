@@ -28,7 +28,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-__all__ = ["write_session", "write_bucket", "SynthSpec", "LAYOUTS", "VISUAL_AREAS"]
+__all__ = ["write_session", "check_spec", "write_bucket", "SynthSpec", "LAYOUTS", "VISUAL_AREAS"]
 
 LAYOUTS = ("2020", "sdk", "2019")
 VISUAL_AREAS = ("VISam", "VISpm", "VISp", "VISl", "VISal", "VISrl")
@@ -36,6 +36,7 @@ _BELOW_CORTEX = (("CA1", 260), ("DG", 300), ("CA3", 180), ("LP", 520), ("LGd", 3
 _STR = h5py.string_dtype("utf-8")
 _CHANNELS_PER_PROBE = 384
 _FLUSH_SPIKES = 4_000_000
+_HILL_MIN_ISI_S = 0.000166
 
 
 @dataclass(frozen=True)
@@ -93,29 +94,41 @@ def write_session(path: str | Path, spec: SynthSpec | None = None, **kwargs: obj
         The file written.
     """
     spec = spec or SynthSpec(**kwargs)  # type: ignore[arg-type]
-    if spec.layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, not {spec.layout!r}")
-    if not 1 <= spec.n_probes <= 6:
-        raise ValueError("n_probes must be between 1 and 6")
+    check_spec(spec)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     rng = np.random.default_rng([spec.seed, 0])
     probes = _probes(spec)
     channels = _channels(spec, probes, rng)
     units = _units(spec, channels, rng)
-    with h5py.File(tmp, "w", libver="latest") as f:
-        _write_header(f, spec)
-        _write_probes(f, spec, probes)
-        _write_electrodes(f, spec, channels, probes)
-        spike_stats = _write_spikes(f, spec, units)
-        _write_unit_columns(f, spec, units, spike_stats)
-        if spec.waveforms:
-            _write_waveforms(f, spec)
-        _write_stimulus(f, spec)
-        _write_invalid_times(f, spec, probes)
-        _write_running(f, spec)
-    tmp.replace(path)
+    try:
+        with h5py.File(tmp, "w", libver="latest") as f:
+            _write_header(f, spec)
+            _write_probes(f, spec, probes)
+            _write_electrodes(f, spec, channels, probes)
+            spike_stats = _write_spikes(f, spec, units)
+            _write_unit_columns(f, spec, units, spike_stats)
+            if spec.waveforms:
+                _write_waveforms(f, spec)
+            _write_stimulus(f, spec)
+            _write_invalid_times(f, spec, probes)
+            _write_running(f, spec)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def check_spec(spec: SynthSpec) -> None:
+    """ValueError naming the first impossible setting of ``spec``."""
+    if spec.layout not in LAYOUTS:
+        raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}, not {spec.layout!r}")
+    if not 1 <= spec.n_probes <= 6:
+        raise ValueError(f"--probes must be between 1 and 6, got {spec.n_probes}")
+    if spec.n_units < 1:
+        raise ValueError(f"--units must be at least 1, got {spec.n_units}")
+    if not (np.isfinite(spec.duration) and spec.duration >= 10.0):
+        raise ValueError(f"--duration must be at least 10 s, got {spec.duration:g}")
 
 
 # ----------------------------------------------------------------------------- layout
@@ -302,7 +315,8 @@ def _write_spikes(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray]) -
     sa = g.create_dataset("spike_amplitudes", shape=(0,), maxshape=(None,), dtype="f8", chunks=chunk)
     n = spec.n_units
     ends = np.zeros(n, np.int64)
-    n_short = np.zeros(n, np.int64)  # ISIs < 1.5 ms, for the Hill isi_violations metric
+    n_short = np.zeros(n, np.int64)  # ISIs < 1.5 ms after duplicate removal, for the Hill metric
+    n_kept = np.zeros(n, np.int64)   # spikes left after duplicate removal
     first, last = np.full(n, np.nan), np.full(n, np.nan)
     buf_t: list[np.ndarray] = []
     buf_a: list[np.ndarray] = []
@@ -325,7 +339,10 @@ def _write_spikes(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray]) -
         ends[u] = total
         if len(t):
             first[u], last[u] = t[0], t[-1]
-            n_short[u] = int(np.count_nonzero(np.diff(t) < 0.0015))
+            # ecephys_spike_sorting: spikes ≤ 0.166 ms after the one before are duplicates, dropped first
+            kept = t[np.concatenate([[True], np.diff(t) > _HILL_MIN_ISI_S])]
+            n_short[u] = int(np.count_nonzero(np.diff(kept) < 0.0015))
+            n_kept[u] = len(kept)
         buf_t.append(t)
         buf_a.append(a * units["amplitude_v"][u] / 1e-4)
         pending += len(t)
@@ -335,7 +352,7 @@ def _write_spikes(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray]) -
     for name in ("spike_times_index", "spike_amplitudes_index"):
         g[name] = ends
         g[name].attrs.update({"namespace": "hdmf-common", "neurodata_type": "VectorIndex"})
-    return {"n": np.diff(ends, prepend=0), "n_short": n_short, "first": first, "last": last}
+    return {"n": np.diff(ends, prepend=0), "n_short": n_short, "n_kept": n_kept, "first": first, "last": last}
 
 
 def _write_unit_columns(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray], s: dict[str, np.ndarray]) -> None:
@@ -348,8 +365,9 @@ def _write_unit_columns(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarr
     counts = s["n"]
     t_min, t_max = np.nanmin(s["first"]) if n else 0.0, np.nanmax(s["last"]) if n else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        # ecephys_spike_sorting's Hill ratio, min_isi = 0.166 ms (no synthetic ISI is that short)
-        isi_viol = s["n_short"] * (t_max - t_min) / (2.0 * counts.astype(float) ** 2 * (0.0015 - 0.000166))
+        # ecephys_spike_sorting's Hill ratio with min_isi = 0.166 ms, on the spikes left after duplicates
+        isi_viol = s["n_short"] * (t_max - t_min) / (2.0 * s["n_kept"].astype(float) ** 2 *
+                                                     (0.0015 - _HILL_MIN_ISI_S))
     isi_viol[counts == 0] = np.nan
 
     def noisy(x: np.ndarray, p: float = 0.03) -> np.ndarray:
