@@ -183,7 +183,12 @@ def cmd_verify(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     _check_out(a, a.out)
     from .demo import run_demo
+    from .synthetic import SynthSpec, check_spec
 
+    try:
+        check_spec(SynthSpec(n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed))
+    except ValueError as exc:
+        raise SystemExit(_usage(a, str(exc)))
     return run_demo(Path(a.out), n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed)
 
 
@@ -212,7 +217,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
 
 def _selected_ids(a: argparse.Namespace) -> list[int]:
     """The session ids asked for, checked against the session table when it can be had."""
-    if a.ids and (a.all or a.where):
+    if sum(bool(x) for x in (a.ids, a.all, a.where)) > 1:
         raise SystemExit(_usage(a, "give session ids, --all or --where, not several"))
     if not (a.ids or a.all or a.where):
         raise SystemExit(_usage(a, "give session ids, --all or --where QUERY"))
