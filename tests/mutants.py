@@ -83,6 +83,31 @@ def m_times(f: h5py.File, rng: np.random.Generator) -> str:
     return f"spike times kind {kind}"
 
 
+def m_negative_then_empty_last(f: h5py.File, rng: np.random.Generator) -> str:
+    """Negative spike times while the last unit has none (np.add.reduceat used to fail there)."""
+    t = f[f"{U}/spike_times"][()]
+    index = f[f"{U}/spike_times_index"][()]
+    keep = int(index[-2]) if len(index) > 1 else 0
+    t = t[:keep]
+    if len(t):
+        t[rng.integers(0, len(t), 3)] = -rng.uniform(0.1, 10, 3)
+    _replace(f, f"{U}/spike_times", t)
+    _replace(f, f"{U}/spike_times_index", np.minimum(index, keep))
+    return "negative times, empty last unit"
+
+
+def m_sample_rounded(f: h5py.File, rng: np.random.Generator) -> str:
+    """Spike times on the 30 kHz sample grid, a share of them exactly on 5 ms bin edges."""
+    t = np.round(f[f"{U}/spike_times"][()] * 30000) / 30000
+    on_edge = rng.random(len(t)) < 0.1
+    t[on_edge] = np.floor(t[on_edge] * 200) * 0.005
+    index = f[f"{U}/spike_times_index"][()]
+    for a, b in zip(np.r_[0, index[:-1]], index):
+        t[a:b].sort()
+    _replace(f, f"{U}/spike_times", t)
+    return "sample-rounded times on bin edges"
+
+
 def m_empty_units(f: h5py.File, rng: np.random.Generator) -> str:
     for k in list(f[U].keys()):
         ds = f[f"{U}/{k}"]
@@ -115,7 +140,8 @@ def m_unequal(f: h5py.File, rng: np.random.Generator) -> str:
 
 
 HDF5_MUTATORS: list[Callable[[h5py.File, np.random.Generator], str]] = [
-    m_remove, m_dtype, m_strings, m_index, m_times, m_empty_units, m_duplicate_ids, m_missing_channel, m_unequal]
+    m_remove, m_dtype, m_strings, m_index, m_times, m_empty_units, m_duplicate_ids, m_missing_channel, m_unequal,
+    m_negative_then_empty_last, m_sample_rounded]
 
 
 def make_mutant(source: Path, dest: Path, seed: int) -> str:

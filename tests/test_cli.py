@@ -80,3 +80,16 @@ def test_every_public_name_resolves() -> None:
         assert getattr(spikeprep, name) is not None, name
     with pytest.raises(AttributeError):
         spikeprep.no_such_name  # noqa: B018
+
+
+def test_every_option_has_help_text() -> None:
+    import argparse
+
+    from spikeprep.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if action.option_strings or action.dest not in ("help",):
+                assert action.help, f"spikeprep {name} {action.option_strings or action.dest}: no help text"
