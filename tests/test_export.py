@@ -104,7 +104,9 @@ def test_other_tables_open(exported, small_nwb: Path) -> None:
     stim = spikeprep.open_stimulus(out, sid)
     assert stim.index.name == "stimulus_presentation_id" and list(stim.index) == list(range(len(s.stimulus)))
     assert list(stim.columns[:4]) == ["start_time", "stop_time", "stimulus_name", "stimulus_block"]
-    pd.testing.assert_frame_equal(spikeprep.open_running(out, sid), s.running)
+    running = spikeprep.open_running(out, sid)
+    assert (running.pop("session_id") == sid).all()
+    pd.testing.assert_frame_equal(running, s.running)
     counts = spikeprep.open_counts(out, sid)["counts"]
     assert int(counts.sum()) == len(s.spikes.times)
     rates = spikeprep.open_rates(out, sid)

@@ -221,7 +221,7 @@ def test_a_failing_source_leaves_no_store(tmp_path: Path) -> None:
     write_counts(s, tmp_path / "b.zarr", make_grid(s), chunks=(300, 4))
     with pytest.raises(FileExistsError):
         write_counts(s, tmp_path / "b.zarr", make_grid(s))
-    assert (tmp_path / "b.zarr" / "zarr.json").exists()  # an existing store is left alone
+    assert (tmp_path / "b.zarr" / ".zgroup").exists()  # an existing store is left alone
 
 
 def test_store_widens_the_type_when_a_bin_overflows_uint8(tmp_path: Path) -> None:

@@ -170,7 +170,8 @@ class ExportedSession:
     @cached_property
     def _stimulus(self) -> pd.DataFrame:
         """The exported table as it is (real names, ``is_invalid``), tuples for vectors."""
-        return _tuples(self._open("stimulus").set_index("stimulus_presentation_id"))
+        table = self._open("stimulus").set_index("stimulus_presentation_id")
+        return _tuples(table.drop(columns=["session_id"], errors="ignore"))
 
     @cached_property
     def stimulus_presentations(self) -> pd.DataFrame:
@@ -190,7 +191,7 @@ class ExportedSession:
 
     @cached_property
     def running_speed(self) -> pd.DataFrame:
-        return self._open("running")
+        return self._open("running").drop(columns=["session_id"], errors="ignore")
 
     @cached_property
     def invalid_times(self) -> pd.DataFrame:

@@ -76,6 +76,7 @@ DERIVED_COLUMNS = (
     C("layer", "string", "", "approximate cortical layer (L1, L2/3, L4, L5, L6) from cortical_depth_norm"),
     *ISI_COLUMNS,
     C("passes_allen_qc", "bool", "", "AllenSDK's default unit filter: good, valid channel, in brain, amplitude_cutoff ≤ 0.1, presence_ratio ≥ 0.95, isi_violations ≤ 0.5"),
+    C("session_id", "int64", "", "Allen session id (for queries across sessions)"),
 )
 UNIT_COLUMNS = FRONT_COLUMNS + METRIC_COLUMNS + DERIVED_COLUMNS
 _BY_NAME = {c.name: c for c in UNIT_COLUMNS}
@@ -114,6 +115,7 @@ def annotate(session: Session, options: ExportOptions) -> Session:
     units["is_rs"] = is_rs(units["waveform_duration"]) if "waveform_duration" in units else False
     units = add_layers(units, session.channels)
     units["passes_allen_qc"] = passes_allen_qc(units)
+    units["session_id"] = np.int64(session.session_id)
     spikes = session.spikes
     if options.units_query:
         try:

@@ -29,7 +29,8 @@ __all__ = ["SCHEMA_VERSION", "SESSION_JSON", "TMP_PREFIX", "TRASH_PREFIX", "Sess
 # folders written with another version are never skipped as complete.
 # 2: stimulus duration, condition ids, numeric parameters; conditions, probes, channels, invalid_times tables
 # 3: exact bin membership at the edges; the counts grid ends on a bin edge
-SCHEMA_VERSION = 3
+# 4: binned.zarr in Zarr format 2; session_id columns in units, stimulus and running
+SCHEMA_VERSION = 4
 SESSION_JSON = "session.json"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"

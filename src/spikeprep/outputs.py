@@ -167,6 +167,12 @@ def _check_binned(path: Path, record: SessionRecord) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- the declarations
+def _with_session(table: pd.DataFrame, session: Session) -> pd.DataFrame:
+    """``table`` with a ``session_id`` column (cross-session queries need no file names).
+    spike_times.parquet has none: Allen unit ids are unique across sessions."""
+    return table.assign(session_id=np.int64(session.session_id))
+
+
 C = Column
 STIMULUS_COLUMNS = (
     C("stimulus_presentation_id", "int64", "", "0…n−1 over all presentation tables sorted by start_time (AllenSDK's)"),
@@ -177,11 +183,13 @@ STIMULUS_COLUMNS = (
     C("duration", "float64", "s", "stop_time − start_time"),
     C("stimulus_condition_id", "int64", "", "distinct stimulus_name + parameter values, AllenSDK's numbering"),
     C("is_invalid", "bool", "", "overlaps an invalid interval tagged 'stimulus' (AllenSDK renames these 'invalid_presentation')"),
+    C("session_id", "int64", "", "Allen session id"),
 )
 RUNNING_COLUMNS = (
     C("start_time", "float64", "s", "start of the running-speed sample"),
     C("end_time", "float64", "s", "end of the running-speed sample"),
     C("velocity", "float64", "cm/s", "running speed"),
+    C("session_id", "int64", "", "Allen session id"),
 )
 CHANNEL_COLUMNS = (
     C("channel_id", "int64", "", "electrode id"),
@@ -211,10 +219,10 @@ declare(table_output("units", "units.parquet", lambda s: s.units.reset_index(), 
 declare(Output("spike_times", "spike_times.parquet",
                lambda s, path, options: {"rows": write_spike_times(s.spikes, path)},
                read_table, _check_spike_times))
-declare(table_output("stimulus", "stimulus.parquet", lambda s: s.stimulus, STIMULUS_COLUMNS))
+declare(table_output("stimulus", "stimulus.parquet", lambda s: _with_session(s.stimulus, s), STIMULUS_COLUMNS))
 declare(table_output("stimulus_conditions", "stimulus_conditions.parquet", lambda s: conditions_table(s.stimulus),
                      STIMULUS_COLUMNS))
-declare(table_output("running", "running.parquet", lambda s: s.running, RUNNING_COLUMNS))
+declare(table_output("running", "running.parquet", lambda s: _with_session(s.running, s), RUNNING_COLUMNS))
 declare(table_output("probes", "probes.parquet", lambda s: s.probes.reset_index(), PROBE_COLUMNS))
 declare(table_output("channels", "channels.parquet", lambda s: s.channels.reset_index(), CHANNEL_COLUMNS))
 declare(table_output("invalid_times", "invalid_times.parquet", lambda s: s.invalid_times, INVALID_COLUMNS))

@@ -26,23 +26,27 @@ COUNTS_CHUNKS = (24_000, 64)  # 120 s × 64 units: ≈1.5 MB raw uint8; chosen i
 
 
 def _codecs() -> dict[str, Any]:
-    """Unit-major chunks (long zero runs of one unit), bitshuffled, zstd level 1, 256 KiB blocks.
+    """Zarr format 2 (zarr-python 2 and 3 both read it), chunks in Fortran order, that is
+    unit-major (long zero runs of one unit), bitshuffled, zstd level 1, 256 KiB blocks.
 
     Chosen by measurement on full-scale counts (one core): 2.0 GB/s to encode, 1.4 GB/s
     to decode, 1/39 of the raw size. Blosc's default block size is 1.6x slower both
     ways; lz4 is 1.6x faster to encode but the store is 2x larger; no shuffle is 1.5x
-    larger and slower.
+    larger and slower. Format 2's ``order: "F"`` gives the same chunk bytes as format
+    3's transpose codec, 10 % smaller and as fast (measured), without needing zarr 3.
+    ``fill_value`` None: with 0, xarray would read every zero count as missing.
     """
-    from zarr.codecs import BloscCodec, TransposeCodec
+    import numcodecs
 
-    return {"filters": [TransposeCodec(order=(1, 0))],
-            "compressors": [BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle", blocksize=1 << 18)]}
+    return {"compressors": numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.BITSHUFFLE,
+                                           blocksize=1 << 18),
+            "order": "F", "fill_value": None}
 
 
 # Writers hand Zarr Fortran-ordered (time, unit) views of unit-major buffers, so the
-# TransposeCodec's encode needs no copy; and they skip Zarr's scan of every chunk for
-# "all fill value" (a full compare per chunk, measured 60 % of the write time).
-_WRITE_CONFIG = {"order": "F", "write_empty_chunks": True}
+# F-ordered chunks need no copy; and they skip Zarr's scan of every chunk for "all fill
+# value" (a full compare per chunk, measured 60 % of the write time).
+_WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 def write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, *, chunks: tuple[int, int] = COUNTS_CHUNKS,
@@ -96,18 +100,19 @@ def _write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, dtype: np.
 
     n_bins, n_units = grid.n_bins, spikes.n_units
     tc, uc = min(chunks[0], max(n_bins, 1)), min(chunks[1], max(n_units, 1))
-    root = zarr.open_group(str(store), mode="w-", zarr_format=3, attributes=grid_attrs(grid))
+    root = zarr.open_group(str(store), mode="w-", zarr_format=2, attributes=grid_attrs(grid))
+    dims = {"_ARRAY_DIMENSIONS": ["time", "unit_id"]}  # xarray's names for format 2
     counts = root.create_array("counts", shape=(n_bins, n_units), dtype=dtype, chunks=(tc, uc), **_codecs(),
-                               fill_value=0, dimension_names=("time", "unit_id"), config=_WRITE_CONFIG,
-                               attributes={"long_name": "exact spike counts per bin"})
+                               config=_WRITE_CONFIG, attributes={"long_name": "exact spike counts per bin", **dims})
     rates = None
     if rates_kernel is not None:
         rates = root.create_array("rates", shape=(n_bins, n_units), dtype="float32", chunks=(tc, uc), **_codecs(),
-                                  fill_value=0.0, dimension_names=("time", "unit_id"), config=_WRITE_CONFIG,
-                                  attributes={"units": "Hz", **grid_attrs(grid, rates_kernel)})
-    root.create_array("time", data=grid.edges(), chunks=(max(n_bins, 1),), dimension_names=("time",),
-                      attributes={"units": "s", "long_name": "bin left edge"})
-    root.create_array("unit_id", data=np.asarray(spikes.unit_ids, dtype=np.int64), dimension_names=("unit_id",))
+                                  config=_WRITE_CONFIG,
+                                  attributes={"units": "Hz", **grid_attrs(grid, rates_kernel), **dims})
+    root.create_array("time", data=grid.edges(), chunks=(max(n_bins, 1),), fill_value=None,
+                      attributes={"units": "s", "long_name": "bin left edge", "_ARRAY_DIMENSIONS": ["time"]})
+    root.create_array("unit_id", data=np.asarray(spikes.unit_ids, dtype=np.int64), fill_value=None,
+                      attributes={"_ARRAY_DIMENSIONS": ["unit_id"]})
     total = max_count = 0
     buffers = [np.zeros((uc, n_bins), dtype=dtype) for _ in range(2)]  # unit-major
 
@@ -147,7 +152,7 @@ def _consolidate(store: str | Path) -> None:
     import zarr
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "not part of the Zarr v3 spec yet": xarray reads it fine
+        warnings.simplefilter("ignore")  # (format 3 stores of earlier versions warned here)
         zarr.consolidate_metadata(str(store))
 
 
