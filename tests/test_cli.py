@@ -10,7 +10,7 @@ import pytest
 
 from spikeprep.cli import main
 
-COMMANDS = ["demo", "sessions", "download", "export", "run", "qc", "inspect", "synth", "verify"]
+COMMANDS = ["demo", "sessions", "download", "export", "run", "qc", "align", "units", "inspect", "synth", "verify"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -93,3 +93,37 @@ def test_every_option_has_help_text() -> None:
         for action in p._actions:
             if action.option_strings or action.dest not in ("help",):
                 assert action.help, f"spikeprep {name} {action.option_strings or action.dest}: no help text"
+
+
+def test_progress_only_on_a_terminal(tmp_path: Path) -> None:
+    """Bars go to a terminal; a log or CI (stderr not a terminal) gets none."""
+    import os
+    import pty
+
+    from spikeprep.synthetic import SynthSpec, write_session
+
+    nwb = write_session(tmp_path / "p.nwb", SynthSpec(n_units=30, duration=60.0, n_probes=1, seed=8))
+    piped = run("export", str(nwb), "--out", str(tmp_path / "a"))
+    assert piped.returncode == 0 and "%|" not in piped.stderr and "it/s" not in piped.stderr
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: spikeprep on a pseudo-terminal of 120 columns
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.execv(sys.executable, [sys.executable, "-m", "spikeprep.cli", "export", str(nwb), "--out",
+                                  str(tmp_path / "b")])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 1 << 16)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "export" in text and "%|" in text and "qc" in text  # the session bar and the QC bar

@@ -143,7 +143,7 @@ LAYERS = [
     {"annotate", "plots", "synthetic"},
     {"outputs"},
     {"export", "readers", "verify"},
-    {"align"},
+    {"align", "ecosystem"},
     {"alignstore", "qcreport"},
     {"pipeline"},
     {"demo"},

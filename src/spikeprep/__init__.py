@@ -36,6 +36,8 @@ _API = {
     "open_running": "readers",
     "open_sessions": "readers",
     "open_record": "readers",
+    "units_dataset": "readers",
+    "to_pynapple": "ecosystem",
     "add_layers": "layers",
     "annotate": "annotate",
     "isi_metrics": "qc",

@@ -141,7 +141,7 @@ def cmd_qc(a: argparse.Namespace) -> int:
     from .qcreport import run_qc
 
     try:
-        run_qc(a.out, select=a.select, threshold_ms=a.threshold_ms)
+        run_qc(a.out, select=a.select, threshold_ms=a.threshold_ms, progress=not a.quiet)
         print(f"QC written to {Path(a.out) / 'qc'}")
         return EXIT_OK
     except Exception as exc:
@@ -168,6 +168,34 @@ def cmd_align(a: argparse.Namespace) -> int:
         _fail(f"{a.out}: no exported session to align (run spikeprep export first)")
         return EXIT_FAILED
     return _report(results, Path(a.out))
+
+
+def cmd_units(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .ecosystem import unit_counts
+    from .readers import open_units
+
+    units = open_units(a.out)
+    if a.where:
+        try:
+            units = units.query(a.where)
+        except Exception as exc:  # pandas raises many kinds for a bad query
+            raise SystemExit(_usage(a, f"--where {a.where!r}: {str(exc).splitlines()[0] if str(exc) else exc}"))
+    if a.output:
+        out = Path(a.output)
+        if out.suffix not in (".parquet", ".csv"):
+            raise SystemExit(_usage(a, f"--output {out}: name a .parquet or .csv file"))
+        from .layout import atomic_write
+
+        atomic_write(out, lambda p: units.to_parquet(p) if out.suffix == ".parquet" else units.to_csv(p))
+        print(f"{len(units)} units written to {out}")
+    counts = unit_counts(units)
+    with pd.option_context("display.max_rows", 500, "display.width", 200):
+        print(counts.to_string())
+    print(f"{len(units)} units ({int(units['passes_allen_qc'].sum())} passing Allen's QC) in "
+          f"{units['session_id'].nunique()} sessions")
+    return EXIT_OK
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
@@ -376,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
 
+    p = add("units", cmd_units, "units of every exported session: counts by session, area and layer")
+    p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
+    p.add_argument("--where", metavar="QUERY", help="pandas query on the units table, e.g. \"passes_allen_qc and "
+                                                   "region == 'VISp'\"")
+    p.add_argument("--output", metavar="FILE", help="also write the selected units to FILE (.parquet or .csv)")
+
     p = add("inspect", cmd_inspect, "summarise session NWB files")
     p.add_argument("files", nargs="+", metavar="FILE.nwb", help="session NWB files")
 
@@ -405,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(a, "command", None):
         parser.print_help()
         return EXIT_USAGE
+    import logging
+
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="spikeprep: %(message)s")
     try:
         return a.func(a)
     except KeyboardInterrupt:

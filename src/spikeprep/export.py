@@ -8,9 +8,12 @@ says complete is therefore always whole.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from tqdm.auto import tqdm
 
 from . import outputs as registry
 from .errors import ExportError
@@ -21,6 +24,8 @@ from .session import Session
 from .source import Source, SourceInfo
 
 __all__ = ["write_outputs", "Timer"]
+
+log = logging.getLogger(__name__)
 
 
 class Timer:
@@ -49,7 +54,8 @@ def _version() -> str:
 
 
 def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
-                  source: Source | None = None, timings: dict[str, float] | None = None) -> SessionRecord:
+                  source: Source | None = None, timings: dict[str, float] | None = None,
+                  progress: bool = False) -> SessionRecord:
     """Write one session's folder under ``out`` atomically and return its record.
 
     Parameters
@@ -64,6 +70,9 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
         every output is written) goes to ``session.json`` (default: from the metadata).
     timings : dict, optional
         Timings of earlier stages to record (s).
+    progress : bool
+        A bar over the outputs, named as each is written (shown on a terminal only);
+        each output is also logged at INFO with its time.
 
     Raises
     ------
@@ -75,9 +84,15 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
     meta = session.metadata
     timer = Timer(timings)
     try:
-        with folder.staging() as staged:
-            facts = {o.name: timer.step(o.name, lambda o=o: o.write(session, staged / o.file, options))
-                     for o in registry.OUTPUTS.values()}
+        with folder.staging() as staged, tqdm(total=len(registry.OUTPUTS), unit="file", leave=False,
+                                              desc=f"session {session.session_id}",
+                                              disable=None if progress else True) as bar:
+            facts = {}
+            for o in registry.OUTPUTS.values():
+                bar.set_postfix_str(o.file)
+                facts[o.name] = timer.step(o.name, lambda o=o: o.write(session, staged / o.file, options))
+                log.info("session %s: %s written in %.2f s", session.session_id, o.file, timer.seconds[o.name])
+                bar.update(1)
             legacy = timer.step("legacy", lambda: write_legacy(session, folder.out)) if options.legacy_pickle else []
             record = SessionRecord(
                 session_id=session.session_id,

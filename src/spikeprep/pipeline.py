@@ -89,7 +89,7 @@ def find_session_files(inputs: Iterable[str | Path]) -> list[Path | str]:
 
 def export_file(path: str | Path | Source, out: str | Path, options: ExportOptions = ExportOptions(), *,
                 force: bool = False, verbose: bool = False, cache: str | Path | None = None,
-                keep_cache: bool = False) -> Result:
+                keep_cache: bool = False, progress: bool = False) -> Result:
     """Read, annotate and export one session file or URL; never raises for a bad input.
 
     Parameters
@@ -109,6 +109,8 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
         twice); default ``~/.cache/spikeprep``.
     keep_cache : bool
         For a URL: keep the block cache after a successful export.
+    progress : bool
+        A bar over the session's outputs (on a terminal).
     """
     source = as_source(path, cache)
     path = source.location
@@ -131,7 +133,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
                 session = annotate(session, options)
                 timings = {"read": round(t_annotate - t_read, 3),
                            "annotate": round(time.perf_counter() - t_annotate, 3)}
-                record = write_outputs(session, out, options, source=source, timings=timings)
+                record = write_outputs(session, out, options, source=source, timings=timings, progress=progress)
         if isinstance(source, HttpSource):
             source.finish(keep_cache)
         return Result(path, sid, "exported", "", time.perf_counter() - t0, record.counts["units"],
@@ -149,7 +151,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
 
 
 def _schedule(task: Callable[..., Result], items: Sequence[Any], *, desc: str, workers: int | None,
-              scheduler: str | None, progress: bool, on_result: Callable[[Result], None] | None = None,
+              scheduler: str | None, show_bar: bool, on_result: Callable[[Result], None] | None = None,
               on_interrupt: Callable[[], None] | None = None, **kwargs: Any) -> list[Result]:
     """``task(item, **kwargs)`` for every item: serially, on a local Dask cluster of
     ``workers`` single-threaded processes, or on the cluster at ``scheduler``. Results
@@ -158,7 +160,7 @@ def _schedule(task: Callable[..., Result], items: Sequence[Any], *, desc: str, w
     from tqdm.auto import tqdm
 
     results: dict[int, Result] = {}
-    bar = tqdm(total=len(items), unit="session", disable=None if progress else True, desc=desc)
+    bar = tqdm(total=len(items), unit="session", disable=None if show_bar else True, desc=desc)
 
     def done(k: int, r: Result) -> None:
         results[k] = r
@@ -235,10 +237,10 @@ def export_many(paths: Sequence[str | Path], out: str | Path, options: ExportOpt
     clashes = _shared_session_ids(paths)
     todo = [p for p in paths if p not in clashes]
     results = {r.path: r for r in _schedule(
-        export_file, todo, desc="export", workers=workers, scheduler=scheduler, progress=progress,
+        export_file, todo, desc="export", workers=workers, scheduler=scheduler, show_bar=progress,
         on_result=on_result, on_interrupt=lambda: OutFolder(out).remove_orphan_temporaries(), out=str(out),
         options=options, force=force, verbose=verbose, cache=None if cache is None else str(cache),
-        keep_cache=keep_cache)}
+        keep_cache=keep_cache, progress=progress and workers is None and scheduler is None)}
     results.update(clashes)
     return [results[p] for p in paths]
 
@@ -287,7 +289,7 @@ def align_many(out: str | Path, stimulus: str, window: tuple[float, float], bin_
     """Aligned counts and condition statistics of ``stimulus`` for many exported sessions
     (default: every complete export in ``out``), serially or on Dask."""
     ids = list(session_ids) if session_ids is not None else OutFolder(out).exported()
-    return _schedule(align_one, ids, desc="align", workers=workers, scheduler=scheduler, progress=progress,
+    return _schedule(align_one, ids, desc="align", workers=workers, scheduler=scheduler, show_bar=progress,
                      out=str(out), stimulus=stimulus, window=tuple(window), bin_size=bin_size, force=force,
                      unit_progress=progress and workers is None and scheduler is None, verbose=verbose)
 
@@ -358,12 +360,12 @@ def _local_copy(local: Path, url: str) -> str:
 
 
 def _then_qc(results: list[Result], out: str | Path, options: ExportOptions, qc: bool, verbose: bool,
-             echo: Callable[[str], None]) -> Outcome:
+             echo: Callable[[str], None], progress: bool = False) -> Outcome:
     """QC every exported session of ``out`` once at least one session is ready."""
     if not qc or not any(r.ok for r in results):
         return Outcome(results)
     try:
-        run_qc(out, threshold_ms=options.isi_threshold_ms, echo=echo)
+        run_qc(out, threshold_ms=options.isi_threshold_ms, echo=echo, progress=progress)
         echo(f"QC written to {OutFolder(out).qc}")
         return Outcome(results)
     except Exception as exc:  # QC of sessions that were exported must not hide their results
@@ -375,11 +377,11 @@ def export_then_qc(paths: Sequence[str | Path], out: str | Path, options: Export
                    qc: bool = True, verbose: bool = False, echo: Callable[[str], None] = print, **kwargs) -> Outcome:
     """:func:`export_many` (``kwargs`` are its own), then the ISI QC of ``out`` (``spikeprep export``)."""
     results = export_many(paths, out, options, verbose=verbose, **kwargs)
-    return _then_qc(results, out, options, qc, verbose, echo)
+    return _then_qc(results, out, options, qc, verbose, echo, kwargs.get("progress", True))
 
 
 def run_then_qc(ids: Sequence[int], cache: str | Path, out: str | Path, options: ExportOptions = ExportOptions(), *,
                 verbose: bool = False, echo: Callable[[str], None] = print, **kwargs) -> Outcome:
     """:func:`run_sessions` (``kwargs`` are its own), then the ISI QC of ``out`` (``spikeprep run``)."""
     results = run_sessions(ids, cache, out, options, verbose=verbose, **kwargs)
-    return _then_qc(results, out, options, True, verbose, echo)
+    return _then_qc(results, out, options, True, verbose, echo, kwargs.get("progress", True))

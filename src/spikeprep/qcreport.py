@@ -55,12 +55,12 @@ def qc_table(out: str | Path, session_id: int, *, select: str | None = None,
 
 
 def run_qc(out: str | Path, *, select: str | None = None, threshold_ms: float = ISI_THRESHOLD_MS,
-           echo: Callable[[str], None] = print) -> pd.DataFrame:
+           echo: Callable[[str], None] = print, progress: bool = False) -> pd.DataFrame:
     """ISI QC over every exported session in ``out``; writes ``OUT/qc/``.
 
     Writes ``isi_violations.parquet`` (per unit), ``isi_summary.csv`` (per session mean
     and std over the selected units) and ``isi_violations.png``; prints the notebook's
-    lines. Returns the summary.
+    lines, with a bar over the sessions when ``progress`` (on a terminal). Returns the summary.
 
     Raises
     ------
@@ -76,7 +76,10 @@ def run_qc(out: str | Path, *, select: str | None = None, threshold_ms: float = 
             log.warning("%s: not a complete export of this version; left out of the QC", folder.path)
     if not ids:
         raise SpikeprepError(f"{out}: no exported session to check")
-    per_unit = pd.concat([qc_table(out, sid, select=select, threshold_ms=threshold_ms) for sid in ids],
+    from tqdm.auto import tqdm
+
+    per_unit = pd.concat([qc_table(out, sid, select=select, threshold_ms=threshold_ms)
+                          for sid in tqdm(ids, desc="qc", unit="session", disable=None if progress else True)],
                          ignore_index=True)
     summary = session_summary(per_unit)
     root.qc.mkdir(exist_ok=True)

@@ -8,7 +8,7 @@ place. A missing file raises FileNotFoundError naming it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,13 +16,15 @@ import pandas as pd
 from . import outputs as registry
 from .layout import OutFolder, SessionFolder, SessionRecord
 from .options import SIGMA_BINS, TAPS
+from .errors import SpikeprepError
 from .rates import Kernel
 from .session import SpikeTrains
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pads
     import xarray as xr
 
-__all__ = ["open_output", "open_record", "open_units", "open_spike_times", "open_spike_trains", "open_stimulus",
+__all__ = ["open_output", "open_record", "open_units", "units_dataset", "open_spike_times", "open_spike_trains", "open_stimulus",
            "open_running", "open_counts", "open_rates", "open_sessions", "exported_sessions"]
 
 
@@ -40,9 +42,40 @@ def open_record(out: str | Path, session_id: int) -> SessionRecord | None:
     return SessionFolder(out, session_id).read_record()
 
 
-def open_units(out: str | Path, session_id: int) -> pd.DataFrame:
-    """The units table, indexed by ``unit_id`` (NWB order); columns as in the README."""
-    return open_output(out, session_id, "units").set_index("unit_id")
+def open_units(out: str | Path, session_id: int | None = None, *,
+               columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The units table, indexed by ``unit_id`` (NWB order); columns as in the README.
+
+    Parameters
+    ----------
+    out : path
+    session_id : int, optional
+        Without it, every exported session's units in one table (read through
+        :func:`units_dataset`; ``session_id`` tells them apart).
+    columns : list of str, optional
+        Read only these columns (and ``unit_id``, ``session_id``).
+    """
+    names = None if columns is None else list(dict.fromkeys(["unit_id", "session_id", *columns]))
+    if session_id is None:
+        return units_dataset(out).to_table(columns=names).to_pandas().set_index("unit_id")
+    units = open_output(out, session_id, "units")
+    return (units if names is None else units[[c for c in names if c in units]]).set_index("unit_id")
+
+
+def units_dataset(out: str | Path) -> "pads.Dataset":
+    """Every exported session's ``units.parquet`` as one lazy pyarrow Dataset (columns
+    and filters are pushed down; sessions with extra metric columns are unified, missing
+    values null)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    root = OutFolder(out)
+    files = [str(root.session(sid) / registry.OUTPUTS["units"].file) for sid in root.exported()]
+    if not files:
+        raise SpikeprepError(f"{out}: no exported session")
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    return ds.dataset(files, schema=schema, format="parquet")
 
 
 def open_spike_trains(out: str | Path, session_id: int) -> SpikeTrains:
