@@ -10,7 +10,7 @@ import pytest
 
 from spikeprep.cli import main
 
-COMMANDS = ["demo", "sessions", "download", "export", "run", "qc", "align", "units", "inspect", "synth", "verify"]
+COMMANDS = ["demo", "sessions", "download", "export", "run", "qc", "align", "units", "report", "inspect", "synth", "verify"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

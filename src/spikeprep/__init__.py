@@ -38,6 +38,7 @@ _API = {
     "open_record": "readers",
     "units_dataset": "readers",
     "to_pynapple": "ecosystem",
+    "write_reports": "report",
     "add_layers": "layers",
     "annotate": "annotate",
     "isi_metrics": "qc",

@@ -130,9 +130,16 @@ def cmd_export(a: argparse.Namespace) -> int:
     if not files:
         _fail(f"no session NWB files in {' '.join(a.inputs)}")
         return EXIT_FAILED
-    return _outcome(export_then_qc(files, a.out, options, qc=not a.no_qc, workers=a.workers, scheduler=a.scheduler,
-                                   force=a.force, progress=not a.quiet, verbose=a.verbose, cache=a.cache,
-                                   keep_cache=a.keep_cache), a.out)
+    status = _outcome(export_then_qc(files, a.out, options, qc=not a.no_qc, workers=a.workers,
+                                     scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose,
+                                     cache=a.cache, keep_cache=a.keep_cache), a.out)
+    if a.report and status != EXIT_USAGE:
+        try:
+            status = max(status, cmd_report(argparse.Namespace(out=a.out, session=None, quiet=a.quiet)))
+        except Exception as exc:  # the exports stand; say why the report did not
+            _fail(f"report: {exc}")
+            status = EXIT_FAILED
+    return status
 
 
 def cmd_qc(a: argparse.Namespace) -> int:
@@ -195,6 +202,14 @@ def cmd_units(a: argparse.Namespace) -> int:
         print(counts.to_string())
     print(f"{len(units)} units ({int(units['passes_allen_qc'].sum())} passing Allen's QC) in "
           f"{units['session_id'].nunique()} sessions")
+    return EXIT_OK
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import write_reports
+
+    pages = write_reports(a.out, a.session or None, progress=not a.quiet)
+    print(f"{len(pages) - 1} session reports and the index: {pages[-1]}")
     return EXIT_OK
 
 
@@ -373,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="session files, folders holding them (an AllenSDK cache works), or URLs to stream from")
     _export_flags(p)
     p.add_argument("--no-qc", action="store_true", help="skip the QC at the end")
+    p.add_argument("--report", action="store_true", help="also write the visual report (OUT/report.html)")
     p.add_argument("--cache", metavar="DIR", help="for URLs: folder of the block cache that lets an interrupted "
                                                   "export resume (default ~/.cache/spikeprep)")
     _keep_cache_flag(p)
@@ -403,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute outputs that are already there")
     p.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
+
+    p = add("report", cmd_report, "visual report per session and an index (self-contained HTML)")
+    p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
+    p.add_argument("--session", type=int, nargs="+", metavar="ID", help="only these sessions (default: all in OUT)")
 
     p = add("units", cmd_units, "units of every exported session: counts by session, area and layer")
     p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")

@@ -46,11 +46,19 @@ def build_isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, *, threshold
     """
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    from matplotlib.ticker import MaxNLocator
+
     means = summary["mean_pct"].dropna()
-    ax1.hist(means, bins=max(5, min(30, len(means))), color="0.6", edgecolor="k")
     if len(means):
-        ax1.axvline(means.mean(), color="C3", lw=2, label=f"mean {means.mean():.2f} %")
+        lo, hi = float(means.min()), float(means.max())
+        pad = max(0.5, 0.1 * (hi - lo))  # one session is one bar on an axis around it, not 0-1
+        ax1.hist(means, bins=np.linspace(lo - pad, hi + pad, max(6, min(30, 2 * len(means))) + 1), color="0.6",
+                 edgecolor="k")
+        ax1.axvline(means.mean(), color="C3", lw=2, label=f"mean {means.mean():.2f} % ({len(means)} sessions)")
         ax1.legend()
+    else:
+        ax1.text(0.5, 0.5, "no session has selected units", transform=ax1.transAxes, ha="center", color="0.4")
+    ax1.yaxis.set_major_locator(MaxNLocator(integer=True))  # sessions are counted in whole numbers
     ax1.set_xlabel(f"% of ISIs < {threshold_ms:g} ms (session mean over selected units)")
     ax1.set_ylabel("sessions")
     ax1.set_title("ISI violations per session")
@@ -62,10 +70,15 @@ def build_isi_figure(per_unit: pd.DataFrame, summary: pd.DataFrame, *, threshold
         for i in positions:
             jitter = np.random.default_rng(i).uniform(-0.2, 0.2, len(data[i]))
             ax2.scatter(i + jitter, data[i], s=6, alpha=0.4, color="C0")
+    else:
+        ax2.text(0.5, 0.5, "no selected unit in a layer", transform=ax2.transAxes, ha="center", color="0.4")
+    n_shown = sum(len(d) for d in data)
     ax2.set_xticks(range(len(LAYER_NAMES)), LAYER_NAMES)
     ax2.set_xlabel("cortical layer")
     ax2.set_ylabel(f"% of ISIs < {threshold_ms:g} ms (per unit)")
-    ax2.set_title(f"selected units by layer (n = {len(sel)})")
+    ax2.set_title(f"selected units with ≥ 2 spikes, by layer (n = {n_shown})")
+    fig.suptitle("selected units: regular-spiking, SNR > 2.5, in VISp, VISl, VISrl, VISal, VISpm, VISam",
+                 fontsize=9)
     return fig
 
 

@@ -88,7 +88,7 @@ def run_qc(out: str | Path, *, select: str | None = None, threshold_ms: float = 
     atomic_write(root.qc / "isi_violations.png", lambda p: isi_figure(per_unit, summary, p, threshold_ms=threshold_ms))
     for row in summary.itertuples(index=False):
         echo(f"session {row.session_id} ({row.n_units} units): {row.mean_pct:.2f} +- {row.std_pct:.2f} "
-             f"% of spikes per neuron violate {threshold_ms:g} ms condition.")
+             f"% of spikes per neuron violate {threshold_ms:g} ms condition.")  # the notebook's words
     means = summary["mean_pct"].dropna()
     echo(f"all {len(means)} sessions: {means.mean():.2f} +- {means.std(ddof=0):.2f} "
          f"% of spikes per neuron violate {threshold_ms:g} ms condition.")
