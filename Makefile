@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/export.py
 	$(BIN)/python benchmarks/aligned.py
 	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) .venv-newest demo_out
