@@ -245,12 +245,13 @@ class _LazyRates(BackendArray):
         return self.window(t0, t1, u0, u1)[tuple(post)]
 
     def window(self, t0: int, t1: int, u0: int, u1: int) -> np.ndarray:
-        """Rates of bins ``t0:t1`` × units ``u0:u1`` (C-ordered float32); two threads
-        share the unit columns (Zarr's decoding releases the GIL)."""
+        """Rates of bins ``t0:t1`` × units ``u0:u1`` (float32, Fortran-ordered: each
+        unit's trace contiguous, as the store keeps it); two threads share the unit
+        columns (Zarr's decoding releases the GIL)."""
         from concurrent.futures import ThreadPoolExecutor
 
         pad, n_bins = self.kernel.taps - 1, self.shape[0]
-        out = np.zeros((t1 - t0 + 2 * pad, u1 - u0), dtype=np.float32)
+        out = np.zeros((t1 - t0 + 2 * pad, u1 - u0), dtype=np.float32, order="F")
         if t1 > t0 and u1 > u0:
             width = self.counts.chunks[1]
             cuts = sorted({u0, u1, *range((u0 // width + 1) * width, u1, width)})
