@@ -75,7 +75,8 @@ def _figure(out, sid, png, session_figure, open_units, open_spike_times, open_st
     pick = pool.index[max(0, mid - 2) : mid + 3]  # typical units, not the busiest
     spikes = open_spike_times(out, sid)
     # σ = 50 ms for display: the export's 7 ms kernel shows each spike as its own bump at these rates
-    rates = open_rates(out, sid, sigma_ms=50.0, taps=41).sel(time=slice(*window), unit_id=list(pick)).to_pandas()
-    title = (f"session {sid}: {len(pick)} cortical units, {window[0]:.0f}-{window[1]:.0f} s (drifting gratings); "
-             "rates smoothed with a Gaussian of σ = 50 ms")
+    # (81 taps = ±4 σ: a shorter kernel would cut the Gaussian's tails off)
+    rates = open_rates(out, sid, sigma_ms=50.0, taps=81).sel(time=slice(*window), unit_id=list(pick)).to_pandas()
+    title = (f"session {sid}: {len(pick)} cortical units, {window[0]:.0f}-{window[1]:.0f} s (drifting gratings)\n"
+             "rates: exact 5 ms counts smoothed with a Gaussian of σ = 50 ms")
     return session_figure({int(u): spikes[int(u)] for u in pick}, rates, open_running(out, sid), window, title, png)
