@@ -47,6 +47,28 @@ t = time.perf_counter()
 w = r.isel(unit_id=1400).values
 RESULT = [time.perf_counter() - t, list(w.shape)]
 """
+ONE_PROCESS = """
+import time, numpy as np, zarr
+from spikeprep.ratestore import lazy_rates
+from spikeprep.ratestats import rates_mean, rates_summary
+z = zarr.open_group({store!r}, mode="r")["counts"]
+r = lazy_rates({store!r})
+out = {{}}
+r.isel(time=slice(0, 2000)).values  # imports and first allocations out of the timings
+for rep in range(2):
+    t = time.perf_counter(); c = z[600000:720000, :]; out["read window"] = time.perf_counter() - t; del c
+    t = time.perf_counter(); w = r.isel(time=slice(600000, 720000)).values; out["rates window"] = time.perf_counter() - t
+    del w
+t = time.perf_counter(); u = z[:, 1400]; out["read unit"] = time.perf_counter() - t
+t = time.perf_counter(); u = r.isel(unit_id=1400).values; out["rates unit"] = time.perf_counter() - t
+t = time.perf_counter()
+for a in range(0, z.shape[0], 240000):
+    c = z[a:a + 240000]
+out["read all"] = time.perf_counter() - t
+t = time.perf_counter(); rates_summary({store_out!r}, {sid}); out["summary"] = time.perf_counter() - t
+t = time.perf_counter(); rates_mean({store_out!r}, {sid}); out["mean"] = time.perf_counter() - t
+RESULT = out
+"""
 PYNAPPLE = """
 import time, numpy as np, pynapple as nap
 from spikeprep.nwb import read_session
@@ -57,6 +79,15 @@ c = ts.count(0.005)
 r = c.smooth(std=0.00707, size_factor=5)
 RESULT = time.perf_counter() - t
 """
+
+
+def _one_process(path: str, work) -> dict | None:
+    """The lazy-rate ratios of issue 17, measured in one process on an export of the session."""
+    out = work / "export"
+    code = f"from spikeprep.pipeline import export_file; r = export_file({path!r}, {str(out)!r}); RESULT = r.session_id"
+    sid = measure(code, "(e) export for the one-process ratios (setup)")["value"]
+    store = str(out / f"session_{sid}" / "binned.zarr")
+    return measure(ONE_PROCESS.format(store=store, store_out=str(out), sid=sid), "(e) window, unit, summary, mean")
 
 
 def main() -> None:
@@ -78,6 +109,15 @@ def main() -> None:
     print(f"    speed-up (a)/(b) = {ratio(a['value'], b['value'])} (goal >= 5x); store/pickle = 1/{pk / st:.0f} (goal <= 1/20)")
     print(f"(c) 600 s window of all units: {c1['value'][0]:.2f} s and {c1b['value'][0]:.2f} s (goal < 2 s); "
           f"one unit's whole trace: {c2['value'][0]:.2f} s")
+    e = _one_process(path, work)
+    if e:
+        v = e["value"]
+        print(f"(e) one process: 600 s window {v['rates window']:.2f} s vs reading its counts {v['read window']:.2f} s "
+              f"= {v['rates window'] / v['read window']:.1f}x (goal <= 1.5x); one unit {v['rates unit']:.3f} s vs "
+              f"{v['read unit']:.3f} s = {v['rates unit'] / v['read unit']:.1f}x (goal <= 2x)")
+        print(f"    whole session: rates_summary (mean, std, max) {v['summary']:.1f} s vs reading all counts "
+              f"{v['read all']:.1f} s = {v['summary'] / v['read all']:.1f}x (goal <= 2x), peak "
+              f"{e['peak_bytes'] / 2**30:.2f} GiB; exact rates_mean {v['mean']:.2f} s")
     if importlib.util.find_spec("pynapple"):
         d = measure(PYNAPPLE.format(path=path), "(d) pynapple count + smooth")
         print(f"(d) pynapple {d['value']:.1f} s; spikeprep (b) is {ratio(d['value'], b['value'])} faster")

@@ -144,7 +144,7 @@ LAYERS = [
     {"reportfigs"},
     {"outputs"},
     {"export", "readers", "verify"},
-    {"align", "ecosystem"},
+    {"align", "ecosystem", "ratestats"},
     {"alignstore", "qcreport"},
     {"report"},
     {"pipeline"},

@@ -13,6 +13,7 @@ from spikeprep.nwb import read_session
 from spikeprep.rates import Grid, Kernel, bin_counts, count_dtype, gaussian_kernel, make_grid, smooth_counts
 from spikeprep.ratestore import firing_rates, lazy_rates, write_counts
 from spikeprep.session import SpikeTrains
+from spikeprep.synthetic import SynthSpec, write_session
 
 from .notebook_reference import get_firing_rates
 
@@ -242,3 +243,25 @@ def test_coarser_bins_at_read_time(store, factor: int) -> None:
     np.testing.assert_array_equal(lazy.values, direct.values)
     with pytest.raises(ValueError, match="multiple"):
         lazy_rates(path, bin_size=0.0075)
+
+
+@pytest.mark.parametrize("kw", [{}, {"edge_correction": True}, {"bin_size": 0.01}, {"sigma_ms": 20.0, "taps": 31}])
+def test_whole_session_summaries_equal_the_materialised_rates(kw: dict, tmp_path: Path, synth_dir: Path) -> None:
+    """rates_mean (exact, no convolution) and rates_summary (block by block) against the
+    whole rate matrix smoothed at once."""
+    import spikeprep
+    from spikeprep.pipeline import export_file
+    from spikeprep.ratestats import rates_mean, rates_summary
+
+    nwb = synth_dir / "stats.nwb"
+    if not nwb.exists():
+        write_session(nwb, SynthSpec(n_units=50, duration=120.0, n_probes=1, seed=77))
+    r = export_file(nwb, tmp_path)
+    full = spikeprep.open_rates(tmp_path, r.session_id, **kw).values.astype(np.float64)
+    mean = rates_mean(tmp_path, r.session_id, **kw)
+    np.testing.assert_allclose(mean.to_numpy(), full.mean(axis=0), rtol=1e-6, atol=1e-9)
+    summary = rates_summary(tmp_path, r.session_id, block_bins=7000, **kw)  # blocks that cut the grid unevenly
+    assert list(summary.index) == list(mean.index)
+    np.testing.assert_allclose(summary["mean"], full.mean(axis=0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(summary["std"], full.std(axis=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(summary["max"], full.max(axis=0))

@@ -39,6 +39,8 @@ _API = {
     "units_dataset": "readers",
     "to_pynapple": "ecosystem",
     "write_reports": "report",
+    "rates_mean": "ratestats",
+    "rates_summary": "ratestats",
     "add_layers": "layers",
     "annotate": "annotate",
     "isi_metrics": "qc",

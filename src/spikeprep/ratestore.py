@@ -20,7 +20,7 @@ from .rates import (Grid, Kernel, bin_counts, correct_edges, correlate_into, cou
                     make_grid, max_bin_count, scaled_weights, smooth_counts)
 from .session import SpikeSource
 
-__all__ = ["write_counts", "lazy_rates", "firing_rates", "store_bin_size", "COUNTS_CHUNKS"]
+__all__ = ["write_counts", "lazy_rates", "firing_rates", "store_bin_size", "rates_block", "COUNTS_CHUNKS"]
 
 COUNTS_CHUNKS = (24_000, 64)  # 120 s × 64 units: ≈1.5 MB raw uint8; chosen in benchmarks/rates.py
 
@@ -190,11 +190,11 @@ def store_bin_size(store: str | Path) -> float:
     return float(zarr.open_group(str(store), mode="r").attrs["bin_size_s"])
 
 
-def _rates_block(counts: Any, t0: int, t1: int, u0: int, u1: int, kernel: Kernel, factor: int, n_bins: int,
+def rates_block(counts: Any, t0: int, t1: int, u0: int, u1: int, kernel: Kernel, factor: int, n_bins: int,
                  bin_size: float, out: np.ndarray, col: int = 0) -> None:
     """Add the rates of bins ``t0:t1`` (of the result grid) × units ``u0:u1`` to ``out``.
 
-    ``out`` is C-ordered float32, zero where this adds, with ``taps − 1`` spill rows
+    ``out`` is C- or Fortran-ordered float32, zero where this adds, with ``taps − 1`` spill rows
     above and below the ``t1 − t0`` result rows; units go to columns ``col…``. Reads
     each store column of units once, with a halo of ``kernel.half`` bins (zeros beyond
     the grid), and scatters its smoothed counts straight into ``out``.
@@ -258,7 +258,7 @@ class _LazyRates(BackendArray):
             mid = cuts[len(cuts) // 2]
             parts = [(p, q) for p, q in ((u0, mid), (mid, u1)) if q > p]
             with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-                list(pool.map(lambda pq: _rates_block(self.counts, t0, t1, pq[0], pq[1], self.kernel, self.factor,
+                list(pool.map(lambda pq: rates_block(self.counts, t0, t1, pq[0], pq[1], self.kernel, self.factor,
                                                       n_bins, self.bin_size, out, pq[0] - u0), parts))
         y = out[pad : pad + t1 - t0]
         correct_edges(y, self.kernel, t0, n_bins)
