@@ -77,6 +77,7 @@ def test_streamed_export_equals_the_local_one(bucket: Bucket, served: Path, loca
     assert not list((tmp_path / "cache" / ".ranges").iterdir())  # the block cache is gone after success
     again = export_file(source(bucket, tmp_path / "cache"), tmp_path / "out")
     assert again.status == "skipped"
+    assert not list((tmp_path / "cache" / ".ranges").iterdir())  # a skip leaves no cache either
 
 
 def test_never_reads_amplitudes_or_waveforms(bucket: Bucket, served: Path, tmp_path: Path) -> None:
@@ -131,6 +132,7 @@ def test_a_server_that_ignores_range_costs_one_download(bucket: Bucket, local_ex
     assert bucket.sent["/s.nwb"] < 1.2 * size  # not a file per request
     rec = SessionFolder(tmp_path / "out", r.session_id).read_record()
     assert "ignored Range" in rec.source.note and rec.source.bytes_fetched >= size
+    assert not list((tmp_path / "cache").rglob("*.nwb"))  # the one download is removed after success
 
 
 def _stream_cmd(url: str, out: Path, cache: Path) -> list[str]:

@@ -116,6 +116,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
     path = source.location
     t0 = time.perf_counter()
     sid = None
+    finished = False  # a streamed source's block cache goes once the session is exported or skipped
     try:
         sid = peek_session_id(source)
         folder = SessionFolder(out, sid)
@@ -125,6 +126,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
             raise SpikeprepError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from exc
         with folder.lock():
             if not force and folder.is_complete(options.as_dict(), source.info()):
+                finished = True
                 return Result(path, sid, "skipped", "already exported", time.perf_counter() - t0)
             folder.remove_stale_temporaries()
             t_read = time.perf_counter()
@@ -134,8 +136,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
                 timings = {"read": round(t_annotate - t_read, 3),
                            "annotate": round(time.perf_counter() - t_annotate, 3)}
                 record = write_outputs(session, out, options, source=source, timings=timings, progress=progress)
-        if isinstance(source, HttpSource):
-            source.finish(keep_cache)
+        finished = True
         return Result(path, sid, "exported", "", time.perf_counter() - t0, record.counts["units"],
                       record.counts["spikes"])
     except SpikeprepError as exc:
@@ -146,8 +147,10 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
         return Result(path, sid, "failed", f"{path}: unexpected error: {detail}", time.perf_counter() - t0)
     finally:
-        if isinstance(source, HttpSource):
-            source.close()  # a failed export keeps its block cache: the rerun resumes from it
+        if isinstance(source, HttpSource) and finished:
+            source.finish(keep_cache)
+        elif isinstance(source, HttpSource):  # a failed export keeps its block cache: the rerun resumes from it
+            source.close()
 
 
 def _schedule(task: Callable[..., Result], items: Sequence[Any], *, desc: str, workers: int | None,

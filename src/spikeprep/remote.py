@@ -216,14 +216,20 @@ class HttpSource:
         return self._local.open() if self._local else HttpRangeFile(self)
 
     def finish(self, keep_cache: bool = False) -> None:
-        """After a successful export: remove the block cache unless asked to keep it."""
-        if self._cache is not None:
-            if keep_cache:
-                self._cache.close()
-            else:
-                self._cache.remove()
-            self._cache = None
+        """After a successful (or skipped) export: remove the block cache, and the whole
+        file a server that ignores Range made us download, unless asked to keep them."""
+        if not keep_cache:
+            self._block_cache_remove()
+            if self._local is not None:
+                self._local.path.unlink(missing_ok=True)
         self.close()
+
+    def _block_cache_remove(self) -> None:
+        if self._cache is not None:
+            self._cache.remove()
+            self._cache = None
+        else:
+            shutil.rmtree(self.cache_folder, ignore_errors=True)
 
     def close(self) -> None:
         if self._cache is not None:
