@@ -18,31 +18,18 @@ import pandas as pd
 
 from .options import SIGMA_BINS, TAPS
 from .rates import Grid, Kernel, correct_edges
-from .layout import SessionFolder
-from .readers import open_units
-from .ratestore import rates_block, store_bin_size
+from .readers import open_units, rates_kernel
+from .ratestore import open_store_grid, rates_block
 
 __all__ = ["rates_mean", "rates_summary"]
 
 
 def _setup(out: str | Path, session_id: int, sigma_bins: float, taps: int, sigma_ms: float | None,
            bin_size: float | None, edge_correction: bool) -> tuple[Any, Kernel, int, Grid]:
-    import zarr
-
-    from . import outputs as registry
-
-    store = SessionFolder(out, session_id).file(registry.OUTPUTS["binned"].file)
-    stored = store_bin_size(store)
-    kernel = Kernel.make(sigma_bins=None if sigma_ms is not None else sigma_bins, sigma_ms=sigma_ms, taps=taps,
-                         bin_size=bin_size or stored, edge_correction=edge_correction)
-    root = zarr.open_group(str(store), mode="r")
-    counts = root["counts"]
-    factor = 1 if bin_size is None else int(round(bin_size / stored))
-    if factor < 1 or abs(factor * stored - (bin_size or stored)) > 1e-9:
-        raise ValueError(f"bin_size {bin_size} is not a multiple of the stored {stored} s")
-    n_bins = counts.shape[0] // factor
-    t0 = float(root.attrs["t_start"])
-    return counts, kernel, factor, Grid(stored * factor, t0, t0 + n_bins * stored * factor)
+    store, kernel = rates_kernel(out, session_id, sigma_bins=sigma_bins, taps=taps, sigma_ms=sigma_ms,
+                                 bin_size=bin_size, edge_correction=edge_correction)
+    root, factor, grid = open_store_grid(store, bin_size)
+    return root["counts"], kernel, factor, grid
 
 
 def _coarse(counts: Any, a: int, b: int, factor: int) -> np.ndarray:

@@ -20,7 +20,8 @@ from .rates import (Grid, Kernel, bin_counts, correct_edges, correlate_into, cou
                     make_grid, max_bin_count, scaled_weights, smooth_counts)
 from .session import SpikeSource
 
-__all__ = ["write_counts", "lazy_rates", "firing_rates", "store_bin_size", "rates_block", "COUNTS_CHUNKS"]
+__all__ = ["write_counts", "lazy_rates", "open_store_grid", "firing_rates", "store_bin_size", "rates_block",
+           "COUNTS_CHUNKS"]
 
 COUNTS_CHUNKS = (24_000, 64)  # 120 s × 64 units: ≈1.5 MB raw uint8; chosen in benchmarks/rates.py
 
@@ -265,6 +266,28 @@ class _LazyRates(BackendArray):
         return y
 
 
+def open_store_grid(store: str | Path, bin_size: float | None = None) -> tuple[Any, int, Grid]:
+    """A counts store opened read-only, with the grid of its rates at ``bin_size``.
+
+    Returns the Zarr group, the number of stored bins per result bin, and the result
+    grid (whole result bins: an incomplete last one is dropped).
+
+    Raises
+    ------
+    ValueError
+        ``bin_size`` is not an integer multiple of the stored bin.
+    """
+    import zarr
+
+    root = zarr.open_group(str(store), mode="r")
+    stored, t_start = float(root.attrs["bin_size_s"]), float(root.attrs["t_start"])
+    factor = 1 if bin_size is None else int(round(bin_size / stored))
+    if factor < 1 or abs(factor * stored - (bin_size or stored)) > 1e-9:
+        raise ValueError(f"bin_size {bin_size} is not a multiple of the stored {stored} s")
+    n_bins = root["counts"].shape[0] // factor
+    return root, factor, Grid(stored * factor, t_start, t_start + n_bins * stored * factor)
+
+
 def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: float | None = None,
                chunks: tuple[int, int] | str | None = None) -> "xr.DataArray":
     """Lazy float32 firing rates (Hz) computed from the ``counts`` of a store.
@@ -289,18 +312,10 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: flo
         Dask chunks of the result; ``"auto"`` is one store chunk in time (120 s at
         5 ms) × all units (≈270 MB of float32).
     """
-    import zarr
-
     kernel = kernel or Kernel()
-    root = zarr.open_group(str(store), mode="r")
+    root, factor, grid = open_store_grid(store, bin_size)
     counts = root["counts"]
-    attrs = dict(root.attrs)
-    stored = Grid(float(attrs["bin_size_s"]), float(attrs["t_start"]), float(attrs["t_stop"]))
-    factor = 1 if bin_size is None else int(round(bin_size / stored.bin_size))
-    if factor < 1 or abs(factor * stored.bin_size - (bin_size or stored.bin_size)) > 1e-9:
-        raise ValueError(f"bin_size {bin_size} is not a multiple of the stored {stored.bin_size} s")
-    n_bins, n_units = counts.shape[0] // factor, counts.shape[1]
-    grid = Grid(stored.bin_size * factor, stored.t_start, stored.t_start + n_bins * stored.bin_size * factor)
+    n_bins, n_units = grid.n_bins, counts.shape[1]
     lazy = _LazyRates(counts, kernel, factor, n_bins, n_units, grid.bin_size)
     rates = _as_dataarray(indexing.LazilyIndexedArray(lazy), grid, root["unit_id"][:], "rates",
                           grid_attrs(grid, kernel, units="Hz"))

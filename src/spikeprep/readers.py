@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["open_output", "open_record", "open_units", "units_dataset", "open_spike_times", "open_spike_trains", "open_stimulus",
-           "open_running", "open_counts", "open_rates", "open_sessions", "exported_sessions"]
+           "open_running", "open_counts", "open_rates", "rates_kernel", "open_sessions", "exported_sessions"]
 
 
 def _path(out: str | Path, session_id: int, name: str) -> Path:
@@ -158,12 +158,24 @@ def open_rates(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA_BI
     >>> window = rates.sel(time=slice(3000, 3600)).values   # reads only those chunks
     >>> mean = spikeprep.open_rates("OUT", 715093703, chunks="auto").mean("time").compute()
     """
-    from .ratestore import lazy_rates, store_bin_size
+    from .ratestore import lazy_rates
+
+    store, kernel = rates_kernel(out, session_id, sigma_bins=sigma_bins, taps=taps, sigma_ms=sigma_ms,
+                                 bin_size=bin_size, edge_correction=edge_correction)
+    return lazy_rates(store, kernel, bin_size=bin_size, chunks=chunks)
+
+
+def rates_kernel(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA_BINS, taps: int = TAPS,
+                 sigma_ms: float | None = None, bin_size: float | None = None,
+                 edge_correction: bool = False) -> tuple[Path, Kernel]:
+    """The session's counts store and the :class:`~spikeprep.rates.Kernel` that
+    :func:`open_rates`'s arguments describe (σ in bins of the result, or in ms)."""
+    from .ratestore import store_bin_size
 
     store = _path(out, session_id, "binned")
     kernel = Kernel.make(sigma_bins=None if sigma_ms is not None else sigma_bins, sigma_ms=sigma_ms, taps=taps,
                          bin_size=bin_size or store_bin_size(store), edge_correction=edge_correction)
-    return lazy_rates(store, kernel, bin_size=bin_size, chunks=chunks)
+    return store, kernel
 
 
 def exported_sessions(out: str | Path) -> list[int]:
