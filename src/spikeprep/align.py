@@ -168,14 +168,15 @@ class ExportedSession:
         return _SpikeTimes(self)
 
     @cached_property
-    def _stimulus(self) -> pd.DataFrame:
-        """The exported table as it is (real names, ``is_invalid``), tuples for vectors."""
+    def presentations(self) -> pd.DataFrame:
+        """The exported stimulus table as it is, indexed by ``stimulus_presentation_id``:
+        real names and ``is_invalid`` (not AllenSDK's masking), vectors as tuples."""
         table = self._open("stimulus").set_index("stimulus_presentation_id")
         return _tuples(table.drop(columns=["session_id"], errors="ignore"))
 
     @cached_property
     def stimulus_presentations(self) -> pd.DataFrame:
-        table = self._stimulus.drop(columns=["stimulus_index", *DETAILED_PARAMETERS], errors="ignore")
+        table = self.presentations.drop(columns=["stimulus_index", *DETAILED_PARAMETERS], errors="ignore")
         invalid = table.pop("is_invalid").to_numpy(dtype=bool)
         if invalid.any():
             keep = {"start_time", "stop_time"}
@@ -208,7 +209,7 @@ class ExportedSession:
     @property
     def stimulus_names(self) -> list[str]:
         """Stimuli with at least one valid presentation, in order of first presentation."""
-        names = self._stimulus.loc[~self._stimulus["is_invalid"], "stimulus_name"]
+        names = self.presentations.loc[~self.presentations["is_invalid"], "stimulus_name"]
         return list(dict.fromkeys(names))
 
     def get_stimulus_table(self, stimulus_names: str | Sequence[str] | None = None) -> pd.DataFrame:
@@ -217,10 +218,11 @@ class ExportedSession:
         if stimulus_names is None:
             return table
         names = [stimulus_names] if isinstance(stimulus_names, str) else list(stimulus_names)
-        self._check_stimulus(names)
+        self.check_stimulus(names)
         return table[table["stimulus_name"].isin(names)]
 
-    def _check_stimulus(self, names: Sequence[str]) -> None:
+    def check_stimulus(self, names: Sequence[str]) -> None:
+        """AlignmentError naming the first unknown stimulus and listing the valid ones."""
         unknown = [n for n in names if n not in self.stimulus_names]
         if unknown:
             raise AlignmentError(f"session {self.ecephys_session_id}: unknown stimulus {unknown[0]!r}; "
@@ -228,7 +230,7 @@ class ExportedSession:
 
     # ------------------------------------------------------------------ selections
     def _presentations(self, ids: Any) -> pd.DataFrame:
-        table = self._stimulus
+        table = self.presentations
         if ids is None:
             return table
         ids = np.atleast_1d(np.asarray(ids))

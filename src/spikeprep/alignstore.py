@@ -86,10 +86,10 @@ def align_session(out: str | Path, session_id: int, stimulus: str, window: tuple
     t0 = time.perf_counter()
     edges = window_edges(window, bin_size)
     session = ExportedSession(out, session_id)
-    session._check_stimulus([stimulus])
+    session.check_stimulus([stimulus])
     zarr_path, table_path = aligned_paths(session.folder, stimulus)
     params = _params(stimulus, edges)
-    pres = session._stimulus
+    pres = session.presentations
     pres = pres[(pres["stimulus_name"] == stimulus) & ~pres["is_invalid"].to_numpy(dtype=bool)]
     shape = {"presentations": len(pres), "units": len(session.units), "bins": len(edges) - 1}
     if not force and _is_done(zarr_path, table_path, params):

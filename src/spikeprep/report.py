@@ -26,6 +26,7 @@ from .layout import OutFolder, SessionRecord, atomic_write
 from .plots import build_isi_figure
 from .qc import session_summary
 from .qcreport import qc_table
+from .stimulus import epochs
 
 __all__ = ["session_report", "index_report", "write_reports", "methods_text", "PSTH_STIMULI"]
 
@@ -102,15 +103,6 @@ def _raster_window(stimulus: pd.DataFrame, duration: float) -> tuple[float, floa
     return start, start + RASTER_SECONDS
 
 
-def _epochs(stimulus: pd.DataFrame) -> pd.DataFrame:
-    """Contiguous runs of one stimulus (blocks) with their start and stop."""
-    name = stimulus["stimulus_name"].astype(str)
-    block = stimulus["stimulus_block"].fillna(-1)
-    run = ((name != name.shift()) | (block != block.shift())).cumsum()
-    return stimulus.groupby(run).agg(stimulus_name=("stimulus_name", "first"), start_time=("start_time", "min"),
-                                     stop_time=("stop_time", "max")).reset_index(drop=True)
-
-
 def _population_rates(session: ExportedSession, areas: np.ndarray, duration: float) -> pd.DataFrame:
     """Spikes per second per unit in each area, 1 s bins (spike times counted block by block)."""
     trains = session.spike_trains
@@ -121,7 +113,7 @@ def _population_rates(session: ExportedSession, areas: np.ndarray, duration: flo
     for a, b in trains.blocks():
         block = trains.block(a, b)
         sec = block.times.astype(np.int64)
-        owner = np.repeat(code[a:b].astype(np.int64), block.n_spikes)
+        owner = code[a:b].astype(np.int64)[block.block_owner(0, b - a)]
         keep = sec < n_sec
         total += np.bincount((owner * n_sec + sec)[keep], minlength=len(names) * n_sec)
     per_area_units = np.bincount(code, minlength=len(names))
@@ -131,7 +123,7 @@ def _population_rates(session: ExportedSession, areas: np.ndarray, duration: flo
 
 def _psth_curves(session: ExportedSession, areas: np.ndarray) -> tuple[dict, dict]:
     """Rate around onset per area (mean ± sem over units) for the usual stimuli present."""
-    stim = session._stimulus
+    stim = session.presentations
     curves, counts = {}, {}
     trains = session.spike_trains
     for name, ((w0, w1), bin_) in PSTH_STIMULI.items():
@@ -164,8 +156,8 @@ def session_report(out: str | Path, session_id: int) -> Path:
     record = session.record
     units, channels = session.units, session.channels.reset_index()
     duration = _grid_seconds(record)
-    stimulus = session._stimulus
-    epochs = _epochs(stimulus) if len(stimulus) else pd.DataFrame(columns=["stimulus_name", "start_time", "stop_time"])
+    stimulus = session.presentations
+    blocks = epochs(stimulus) if len(stimulus) else pd.DataFrame(columns=["stimulus_name", "start_time", "stop_time"])
     areas = units["region"].astype(object).fillna(OUTSIDE_BRAIN).to_numpy(dtype=object).astype(str)
     n_pass = int(units["passes_allen_qc"].sum())
     threshold = float(record.params.get("isi_threshold_ms", 5.0))
@@ -189,7 +181,7 @@ def session_report(out: str | Path, session_id: int) -> Path:
     trains = session.spike_trains
     window = _raster_window(stimulus, duration)
     raster = figs.raster([trains[int(i)] for i in order], [areas[int(i)] for i in order], window,
-                         session.running_speed, epochs)
+                         session.running_speed, blocks)
     curves, n_pres = _psth_curves(session, areas)
     sections = [
         f"<h1>spikeprep report: session {session_id}</h1>", header,
@@ -205,7 +197,7 @@ def session_report(out: str | Path, session_id: int) -> Path:
         _img(figs.png(figs.qc_distributions(units, threshold)), "QC metric distributions"),
         f"<h2>Raster, {window[0]:.0f}–{window[1]:.0f} s</h2>", _img(figs.png(raster, dpi=90), "raster"),
         "<h2>Population rate per area</h2>",
-        _img(figs.png(figs.population_rates(_population_rates(session, areas, duration), epochs)), "population rates"),
+        _img(figs.png(figs.population_rates(_population_rates(session, areas, duration), blocks)), "population rates"),
     ]
     if curves:
         sections += ["<h2>Responses to the stimuli</h2>",

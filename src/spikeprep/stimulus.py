@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BASE_COLUMNS", "NON_PARAMETERS", "DETAILED_PARAMETERS", "parameter_columns", "unify_parameter",
-           "split_color", "condition_ids", "conditions_table", "add_conditions"]
+           "split_color", "condition_ids", "conditions_table", "add_conditions", "epochs"]
 
 BASE_COLUMNS = ["stimulus_presentation_id", "start_time", "stop_time", "stimulus_name", "stimulus_block",
                 "duration", "stimulus_condition_id"]
@@ -123,3 +123,15 @@ def conditions_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per ``stimulus_condition_id``: ``stimulus_name`` and its parameter values."""
     first = table.drop_duplicates("stimulus_condition_id").sort_values("stimulus_condition_id")
     return first[["stimulus_condition_id", "stimulus_name", *parameter_columns(table)]].reset_index(drop=True)
+
+
+def epochs(table: pd.DataFrame) -> pd.DataFrame:
+    """Contiguous runs of one stimulus and block, in presentation order: ``stimulus_name``,
+    ``stimulus_block`` (NaN where absent), ``start_time`` of the first row, ``stop_time``
+    of the last, ``rows``."""
+    block = table["stimulus_block"].fillna(-1)
+    run = ((table["stimulus_name"] != table["stimulus_name"].shift()) | (block != block.shift())).cumsum()
+    g = table.groupby(run, sort=True)
+    return pd.DataFrame({"stimulus_name": g["stimulus_name"].first(), "stimulus_block": g["stimulus_block"].first(),
+                         "start_time": g["start_time"].first(), "stop_time": g["stop_time"].last(),
+                         "rows": g.size()}).reset_index(drop=True)

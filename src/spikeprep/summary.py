@@ -7,6 +7,7 @@ import pandas as pd
 
 from .layers import OUTSIDE_BRAIN
 from .session import Session
+from .stimulus import epochs
 
 __all__ = ["describe"]
 
@@ -36,14 +37,10 @@ def describe(session: Session) -> str:
     lines.append("  stimulus epochs:")
     s = session.stimulus
     if len(s):
-        block = s["stimulus_block"].fillna(-1)
-        change = (s["stimulus_name"] != s["stimulus_name"].shift()) | (block != block.shift())
-        epoch = change.cumsum()
-        for _, g in s.groupby(epoch, sort=True):
-            b = g["stimulus_block"].iloc[0]
-            btxt = "-" if np.isnan(b) else f"{b:g}"
-            lines.append(f"    {g['stimulus_name'].iloc[0]:<24} block {btxt:>3}  {len(g):>6} rows  "
-                         f"{g['start_time'].iloc[0]:9.1f} – {g['stop_time'].iloc[-1]:9.1f} s")
+        for e in epochs(s).itertuples(index=False):
+            btxt = "-" if np.isnan(e.stimulus_block) else f"{e.stimulus_block:g}"
+            lines.append(f"    {e.stimulus_name:<24} block {btxt:>3}  {e.rows:>6} rows  "
+                         f"{e.start_time:9.1f} – {e.stop_time:9.1f} s")
     r = session.running
     if len(r):
         lines.append(f"  running   {len(r):,} samples, {r['velocity'].min():.1f} … {r['velocity'].max():.1f} cm/s "
