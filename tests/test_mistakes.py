@@ -78,6 +78,7 @@ CASES = [
     (["sessions", "--offline", "--cache", "{w}/empty"], 1, "cannot read the session table"),
     (["demo", "--out", "{w}/plain.txt"], 2, "is a file, not a folder"),
     (["demo", "--out", "{w}/d", "--units", "0"], 2, "--units must be at least 1"),
+    (["units", "{w}/OUT", "--where", "no_such >"], 2, "--where 'no_such >'"),
     (["nosuchcommand"], 2, "invalid choice"),
     (["export"], 2, "the following arguments are required"),
 ]

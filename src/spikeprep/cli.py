@@ -184,11 +184,7 @@ def cmd_units(a: argparse.Namespace) -> int:
     from .readers import open_units
 
     units = open_units(a.out)
-    if a.where:
-        try:
-            units = units.query(a.where)
-        except Exception as exc:  # pandas raises many kinds for a bad query
-            raise SystemExit(_usage(a, f"--where {a.where!r}: {str(exc).splitlines()[0] if str(exc) else exc}"))
+    units = _where(a, units)
     if a.output:
         out = Path(a.output)
         if out.suffix not in (".parquet", ".csv"):
@@ -243,8 +239,7 @@ def cmd_sessions(a: argparse.Namespace) -> int:
     from .bucket import session_table
 
     table = session_table(**_catalog_kwargs(a), offline=a.offline)
-    if a.where:
-        table = table.query(a.where)
+    table = _where(a, table)
     if a.csv:
         sys.stdout.write(table.to_csv())
     elif a.json:
@@ -279,12 +274,18 @@ def _selected_ids(a: argparse.Namespace) -> list[int]:
             raise SystemExit(_usage(a, f"session {unknown[0]} is not in the session table ({len(table)} sessions, "
                                        f"e.g. {', '.join(map(str, table.index[:3]))}; see spikeprep sessions)"))
         return list(a.ids)
-    if a.where:
-        try:
-            table = table.query(a.where)
-        except Exception as exc:  # pandas raises many kinds for a bad query
-            raise SystemExit(_usage(a, f"--where {a.where!r}: {str(exc).splitlines()[0] if str(exc) else exc}"))
+    table = _where(a, table)
     return [int(i) for i in table.index]
+
+
+def _where(a: argparse.Namespace, table: Any) -> Any:
+    """``table`` filtered by ``--where`` (when given); a bad query is a usage error."""
+    if not a.where:
+        return table
+    try:
+        return table.query(a.where)
+    except Exception as exc:  # pandas raises many kinds for a bad query
+        raise SystemExit(_usage(a, f"--where {a.where!r}: {str(exc).splitlines()[0] if str(exc) else exc}"))
 
 
 def _usage(a: argparse.Namespace, message: str) -> int:
