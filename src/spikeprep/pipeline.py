@@ -62,10 +62,6 @@ class Outcome:
     results: list[Result]
     qc_error: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results) and not self.qc_error
-
 
 def find_session_files(inputs: Iterable[str | Path]) -> list[Path | str]:
     """Expand files and folders into session NWB files; http(s) URLs are kept.

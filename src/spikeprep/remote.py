@@ -91,10 +91,6 @@ class BlockCache:
         if os.fstat(self._fd).st_size != info.size:
             os.ftruncate(self._fd, info.size)  # sparse: holes until written
 
-    @property
-    def bytes_held(self) -> int:
-        return int(self.present.sum()) * self.block
-
     def missing(self, first: int, last: int) -> list[tuple[int, int]]:
         """Runs ``[a, b)`` of blocks within ``first…last`` (inclusive) not yet cached."""
         gaps = ~self.present[first : last + 1]
