@@ -135,9 +135,9 @@ def test_a_folder_given_as_nwb_file(tmp_path: Path) -> None:
 
 # Modules by layer: a module imports only from layers below its own.
 LAYERS = [
-    {"errors"},
-    {"options", "source", "session"},
-    {"layout", "tables", "rates", "layers", "catalog", "fetch", "stimulus", "alignment"},
+    {"errors", "jitkernels"},
+    {"options", "source", "session", "smoothing"},
+    {"layout", "tables", "rates", "layers", "catalog", "fetch", "stimulus", "alignment", "storechunks"},
     {"remote"},
     {"qc", "nwb", "ratestore", "summary", "legacy", "bucket"},
     {"annotate", "plots", "synthetic"},

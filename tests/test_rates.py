@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -153,17 +154,73 @@ def test_lazy_indexing_of_any_kind_equals_the_whole(store, key) -> None:
     np.testing.assert_array_equal(lazy_rates(path)[key].values, firing_rates(s.spikes)[key].values)
 
 
-@pytest.mark.parametrize("density", [0.0, 1.0])
-def test_sparse_and_dense_smoothing_give_the_same_bits(density: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    import spikeprep.rates as rates
+def dense_reference(counts: np.ndarray, kernel: Kernel, dtype: type) -> np.ndarray:
+    """The rates as shifted dense adds, taps in order, in the output's dtype (numpy only)."""
+    w = (kernel.weights() * (200.0 / kernel.weights().sum())).astype(dtype)
+    h, T = kernel.half, counts.shape[0]
+    x = np.pad(counts.astype(dtype), ((h, h), (0, 0)))
+    out = np.zeros(counts.shape, dtype)
+    for k in range(kernel.taps):
+        out += x[k : k + T] * w[k]
+    return out
 
+
+@pytest.mark.parametrize("count_type", [np.uint8, np.uint16, np.uint32])
+@pytest.mark.parametrize("out_type", [np.float32, np.float64])
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.5, 1.0])
+def test_compiled_smoothing_equals_dense_adds_bit_for_bit(count_type: type, out_type: type, density: float) -> None:
     rng = np.random.default_rng(3)
-    counts = (rng.random((5000, 9)) < 0.3).astype(np.uint8) * rng.integers(1, 4, (5000, 9)).astype(np.uint8)
-    expected = rates.smooth_counts(counts, Kernel(), 0.005)
-    monkeypatch.setattr(rates, "_SPARSE_MAX_DENSITY", density)
-    np.testing.assert_array_equal(rates.smooth_counts(counts, Kernel(), 0.005), expected)
-    np.testing.assert_allclose(expected, convolve1d(counts.astype(float), gaussian_kernel() * 200 / gaussian_kernel().sum(),
-                                                    axis=0, mode="constant"), rtol=1e-6, atol=1e-4)
+    counts = ((rng.random((5003, 9)) < density) * rng.integers(1, 300, (5003, 9))).astype(count_type)
+    if count_type is np.uint8:
+        counts = np.minimum(counts, 4).astype(np.uint8)
+    for kernel in (Kernel(), Kernel.make(sigma_ms=20.0, taps=31)):
+        got = smooth_counts(counts, kernel, 0.005, dtype=out_type)
+        np.testing.assert_array_equal(got, dense_reference(counts, kernel, out_type))
+        np.testing.assert_allclose(got, convolve1d(counts.astype(float), kernel.weights() * 200 / kernel.weights().sum(),
+                                                   axis=0, mode="constant"), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 8, 37, 1000])
+def test_pieces_cut_anywhere_give_the_same_bits(rows: int) -> None:
+    """Counts cut into pieces of any length, held in buffer rows in any order, with the
+    output block anywhere inside them: the same bits as one piece."""
+    from spikeprep.smoothing import Pieces, as_piece, smooth_into
+
+    rng = np.random.default_rng(rows)
+    counts = ((rng.random((2000, 6)) < 0.05) * rng.integers(1, 4, (2000, 6))).astype(np.uint8)
+    w = (gaussian_kernel() * 200 / gaussian_kernel().sum()).astype(np.float32)
+    whole = np.empty((2000, 6), np.float32, order="F")
+    smooth_into(as_piece(counts), w, whole, -5, 2005)
+    n_pieces = -(-2000 // rows)
+    stride = -(-rows * 6 // 8) * 8
+    slots = rng.permutation(n_pieces + 2)  # spare rows, shuffled
+    bufs = np.full((n_pieces + 2, stride), 99, np.uint8)  # garbage beyond each piece's cells
+    for p in range(n_pieces):
+        block = np.zeros((rows, 6), np.uint8)
+        part = counts[p * rows : (p + 1) * rows]
+        block[: len(part)] = part
+        bufs[slots[p], : rows * 6] = block.T.reshape(-1)
+    for t0, t1, u0 in [(0, 2000, 0), (3, 1999, 2), (700, 1300, 5), (1995, 2000, 1)]:
+        out = np.empty((t1 - t0, 6 - u0), np.float32, order="F")
+        smooth_into(Pieces(bufs, slots[:n_pieces], rows, -t0, u0), w, out, max(-5, -t0), min(t1 - t0 + 5, 2000 - t0))
+        np.testing.assert_array_equal(out, whole[t0:t1, u0:])
+
+
+def test_random_windows_match_scipy(store) -> None:
+    """Windows unaligned to the stored chunks, at the grid's edges, against scipy on the
+    whole counts matrix."""
+    path, s, _ = store
+    counts = bin_counts(s.spikes, make_grid(s.spikes)).astype(float)
+    w = gaussian_kernel()
+    expected = convolve1d(counts, w * 200 / w.sum(), axis=0, mode="constant")
+    lazy = lazy_rates(path)
+    n = counts.shape[0]
+    rng = np.random.default_rng(11)
+    windows = [(0, 17), (n - 23, n), (0, n)] + [tuple(sorted(rng.integers(0, n, 2))) for _ in range(12)]
+    for t0, t1 in windows:
+        u0, u1 = sorted(rng.integers(0, counts.shape[1] + 1, 2))
+        got = lazy.isel(time=slice(t0, t1), unit_id=slice(u0, u1)).values
+        np.testing.assert_allclose(got, expected[t0:t1, u0:u1], rtol=1e-6, atol=1e-4)
 
 
 @pytest.mark.parametrize("window", [(0.0, 1.0), (33.3, 47.1), (230.0, 250.0)])
@@ -257,11 +314,62 @@ def test_whole_session_summaries_equal_the_materialised_rates(kw: dict, tmp_path
     if not nwb.exists():
         write_session(nwb, SynthSpec(n_units=50, duration=120.0, n_probes=1, seed=77))
     r = export_file(nwb, tmp_path)
+    store = tmp_path / f"session_{r.session_id}" / "binned.zarr"
+    shutil.rmtree(store)  # the same counts in chunks that cut the grid unevenly
+    spikes = read_session(nwb).spikes
+    write_counts(spikes, store, make_grid(spikes), chunks=(7000, 16))
     full = spikeprep.open_rates(tmp_path, r.session_id, **kw).values.astype(np.float64)
     mean = rates_mean(tmp_path, r.session_id, **kw)
     np.testing.assert_allclose(mean.to_numpy(), full.mean(axis=0), rtol=1e-6, atol=1e-9)
-    summary = rates_summary(tmp_path, r.session_id, block_bins=7000, **kw)  # blocks that cut the grid unevenly
+    summary = rates_summary(tmp_path, r.session_id, **kw)
     assert list(summary.index) == list(mean.index)
     np.testing.assert_allclose(summary["mean"], full.mean(axis=0), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(summary["std"], full.std(axis=0), rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(summary["max"], full.max(axis=0))
+
+
+@pytest.mark.parametrize("layout", [{"zarr_format": 3}, {"zarr_format": 2, "order": "C"}])
+def test_stores_of_another_layout_are_read_through_zarr_with_the_same_bits(store, layout: dict, tmp_path: Path) -> None:
+    """Chunk files are decoded directly only in our own layout (format 2, Fortran order);
+    any other store, e.g. one written by another tool in format 3, is read through Zarr."""
+    import zarr
+
+    from spikeprep.storechunks import CountsReader
+
+    path, s, _ = store
+    src = zarr.open_group(str(path), mode="r")
+    assert CountsReader(path, src["counts"], 1).codec is not None  # our layout: direct decoding
+    other = tmp_path / "other.zarr"
+    root = zarr.open_group(str(other), mode="w", zarr_format=layout["zarr_format"], attributes=dict(src.attrs))
+    extra = {"order": layout["order"]} if "order" in layout else {}
+    root.create_array("counts", data=src["counts"][:], chunks=(3000, 10), **extra)
+    root.create_array("unit_id", data=src["unit_id"][:])
+    assert CountsReader(other, root["counts"], 1).codec is None
+    np.testing.assert_array_equal(lazy_rates(other).values, lazy_rates(path).values)
+    np.testing.assert_array_equal(lazy_rates(other)[777:5432, 3:40].values, lazy_rates(path)[777:5432, 3:40].values)
+
+
+def test_correlation_matrix_equals_numpy_on_the_materialised_rates(tmp_path: Path, synth_dir: Path) -> None:
+    import spikeprep
+    from spikeprep.pipeline import export_file
+    from spikeprep.ratestats import rates_correlation
+
+    nwb = synth_dir / "stats.nwb"
+    if not nwb.exists():
+        write_session(nwb, SynthSpec(n_units=50, duration=120.0, n_probes=1, seed=77))
+    sid = export_file(nwb, tmp_path).session_id
+    rates = spikeprep.open_rates(tmp_path, sid)
+    ids = rates["unit_id"].values[[7, 3, 40, 12, 0]]  # a subset, in any order
+    window = rates.sel(time=slice(10.0, 70.0 - 1e-9), unit_id=ids).values.astype(np.float64)
+    got = rates_correlation(tmp_path, sid, 10.0, 70.0, unit_ids=ids, block_s=7.3)  # blocks that cut unevenly
+    assert list(got.index) == list(ids) == list(got.columns)
+    with np.errstate(invalid="ignore"):  # a unit silent in the window: NaN, as here
+        expected = np.corrcoef(window, rowvar=False)
+    np.testing.assert_allclose(got.values, expected, atol=1e-5)
+    assert rates_correlation(tmp_path, sid, 0.0, 120.0).shape == (50, 50)
+    silent = rates_correlation(tmp_path, sid, 100.0, 100.004)  # one bin: every rate is constant
+    assert silent.isna().all().all()
+    with pytest.raises(ValueError, match="no bin"):
+        rates_correlation(tmp_path, sid, 50.0, 50.0)
+    with pytest.raises(ValueError, match="not in session"):
+        rates_correlation(tmp_path, sid, 0.0, 10.0, unit_ids=[123456789])

@@ -41,6 +41,7 @@ _API = {
     "write_reports": "report",
     "rates_mean": "ratestats",
     "rates_summary": "ratestats",
+    "rates_correlation": "ratestats",
     "add_layers": "layers",
     "annotate": "annotate",
     "isi_metrics": "qc",

@@ -21,7 +21,7 @@ from .options import BIN_SIZE_S, SIGMA_BINS, TAPS
 from .session import SpikeSource, SpikeTrains
 
 __all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype", "max_bin_count",
-           "fill_counts", "smooth_counts", "correct_edges", "correlate_into", "scaled_weights", "grid_attrs"]
+           "fill_counts", "smooth_counts", "correct_edges", "scaled_weights", "grid_attrs"]
 
 
 
@@ -243,9 +243,12 @@ def bin_counts(spikes: SpikeSource, grid: Grid, dtype: np.dtype | None = None) -
 def correct_edges(rates: np.ndarray, kernel: Kernel, start: int, n_bins: int) -> None:
     """With ``kernel.edge_correction``, rescale in place the rows of ``rates`` (bins
     ``start…`` of an ``n_bins`` grid) near the grid's ends by Σw / (kernel mass inside)."""
-    factor = _edge_factor(kernel, start, start + rates.shape[0], n_bins)
-    if factor is not None:
-        rates *= factor.astype(rates.dtype)[:, None]
+    h, stop = kernel.half, start + rates.shape[0]
+    head = min(stop, h)
+    for a, b in ((start, head), (max(start, n_bins - h, head), stop)):  # only rows near the ends change
+        factor = _edge_factor(kernel, a, b, n_bins) if b > a else None
+        if factor is not None:
+            rates[a - start : b - start] *= factor.astype(rates.dtype)[:, None]
 
 
 def _edge_factor(kernel: Kernel, start: int, stop: int, n_bins: int) -> np.ndarray | None:
@@ -262,83 +265,26 @@ def _edge_factor(kernel: Kernel, start: int, stop: int, n_bins: int) -> np.ndarr
     return w.sum() / mass
 
 
-_SPARSE_MAX_DENSITY = 0.1  # above this share of non-zero counts, shifted dense adds are faster
-
-
 def scaled_weights(kernel: Kernel, bin_size: float, dtype: Any) -> np.ndarray:
     """The kernel's taps scaled to give Hz from counts: ``w · fs / Σw``."""
     w = kernel.weights()
     return (w * ((1.0 / bin_size) / w.sum())).astype(dtype)
 
 
-def _nonzero(a: np.ndarray) -> np.ndarray:
-    """``np.flatnonzero(a)`` of a C-contiguous array, faster when it is sparse uint8: the
-    array is scanned 8 bytes at a time and only the non-zero words are looked into."""
-    flat = a.reshape(-1)
-    if a.dtype != np.uint8 or len(flat) < 64 or flat.ctypes.data % 8:
-        return np.flatnonzero(flat)
-    n8 = len(flat) // 8 * 8
-    words = np.flatnonzero(flat[:n8].view(np.uint64))
-    candidates = (words[:, None] * 8 + np.arange(8)).reshape(-1)
-    found = candidates[flat[candidates] != 0]
-    tail = n8 + np.flatnonzero(flat[n8:])
-    return np.concatenate([found, tail]) if len(tail) else found
-
-
-def correlate_into(x: np.ndarray, w: np.ndarray, out: np.ndarray, col: int) -> None:
-    """Add ``Σ_k w[k] · x[t + k, j]`` to ``out[t + taps − 1, col + j]`` ('valid' along time).
-
-    ``x`` is ``(T + taps − 1, n)`` counts in any memory order; ``out`` is a C- or
-    Fortran-ordered array of ``T + 2 (taps − 1)`` rows, zero where this adds, whose
-    first and last ``taps − 1`` rows take spill-over and are discarded by the caller.
-    Counts are ≈2 % non-zero, so each tap scatters only the non-zeros; denser input uses
-    shifted dense adds instead. Both sum the taps in the same order in ``out.dtype``, so
-    they give the same bits, whatever the split into calls and the memory order. A
-    Fortran-ordered (unit-major) ``out`` keeps each unit's scatter within its own column,
-    which is several times faster than striding across all units.
-    """
-    taps, (L, n) = len(w), x.shape
-    T, pad = L - taps + 1, taps - 1
-    if x.flags.f_contiguous and not x.flags.c_contiguous:
-        i, s = np.divmod(_nonzero(x.T), L)
-    else:
-        s, i = np.divmod(_nonzero(np.ascontiguousarray(x)), n)
-    if len(s) > _SPARSE_MAX_DENSITY * x.size:
-        view, xf = out[pad : pad + T, col : col + n], x.astype(out.dtype)
-        for k in range(taps):
-            view += xf[k : k + T] * w[k]
-        return
-    values = x[s, i].astype(out.dtype)
-    if out.flags.f_contiguous and not out.flags.c_contiguous:
-        rows = out.shape[0]
-        target, step = (col + i) * rows + (s + pad), 1  # row of tap 0 is t = s, one row earlier per tap
-        cells = out.T.reshape(-1)  # a view
-    else:
-        width = out.shape[1]
-        target, step = (s + pad) * width + (col + i), width
-        cells = out.reshape(-1)  # a view
-    for k in range(taps):
-        idx = target - k * step
-        cells[idx] = cells[idx] + values * w[k]
-
-
 def smooth_counts(counts: np.ndarray, kernel: Kernel, bin_size: float, *, start: int = 0,
-                  n_bins: int | None = None, dtype: Any = np.float32, block: int = 64) -> np.ndarray:
-    """Firing rates (Hz) from counts along axis 0: ``fs / Σw · (counts ⊛ w)``, C-ordered.
+                  n_bins: int | None = None, dtype: Any = np.float32) -> np.ndarray:
+    """Firing rates (Hz) from counts along axis 0: ``fs / Σw · (counts ⊛ w)``, Fortran-ordered
+    (each unit's trace contiguous).
 
     Zero outside the array ('same' convolution). ``start`` and ``n_bins`` place the
-    array on a longer grid, for edge correction only. Works ``block`` units at a time.
+    array on a longer grid, for edge correction only.
     """
-    T, n_units = counts.shape[0], counts.shape[1]
-    w = scaled_weights(kernel, bin_size, dtype)
-    h, pad = kernel.half, kernel.taps - 1
-    out = np.zeros((T + 2 * pad, n_units), dtype=dtype)
-    for a in range(0, n_units, block):
-        b = min(n_units, a + block)
-        x = np.zeros((T + 2 * h, b - a), dtype=counts.dtype)
-        x[h : h + T] = counts[:, a:b]
-        correlate_into(x, w, out, a)
-    out = out[pad : pad + T]
+    from .smoothing import as_piece, smooth_into
+
+    T = counts.shape[0]
+    out = np.empty(counts.shape, dtype=dtype, order="F")
+    smooth_into(as_piece(np.asarray(counts)), scaled_weights(kernel, bin_size, dtype), out, -kernel.half,
+                T + kernel.half)
     correct_edges(out, kernel, start, T if n_bins is None else n_bins)
     return out
 

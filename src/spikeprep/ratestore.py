@@ -16,12 +16,13 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from .options import BIN_SIZE_S
-from .rates import (Grid, Kernel, bin_counts, correct_edges, correlate_into, count_dtype, fill_counts, grid_attrs,
-                    make_grid, max_bin_count, scaled_weights, smooth_counts)
+from .rates import (Grid, Kernel, bin_counts, correct_edges, count_dtype, fill_counts, grid_attrs, make_grid,
+                    max_bin_count, scaled_weights, smooth_counts)
 from .session import SpikeSource
+from .smoothing import smooth_into
+from .storechunks import ChunkCache, CountsReader
 
-__all__ = ["write_counts", "lazy_rates", "open_store_grid", "firing_rates", "store_bin_size", "rates_block",
-           "COUNTS_CHUNKS"]
+__all__ = ["write_counts", "lazy_rates", "open_store_grid", "firing_rates", "store_bin_size", "COUNTS_CHUNKS"]
 
 COUNTS_CHUNKS = (24_000, 64)  # 120 s × 64 units: ≈1.5 MB raw uint8; chosen in benchmarks/rates.py
 
@@ -191,38 +192,13 @@ def store_bin_size(store: str | Path) -> float:
     return float(zarr.open_group(str(store), mode="r").attrs["bin_size_s"])
 
 
-def rates_block(counts: Any, t0: int, t1: int, u0: int, u1: int, kernel: Kernel, factor: int, n_bins: int,
-                 bin_size: float, out: np.ndarray, col: int = 0) -> None:
-    """Add the rates of bins ``t0:t1`` (of the result grid) × units ``u0:u1`` to ``out``.
-
-    ``out`` is C- or Fortran-ordered float32, zero where this adds, with ``taps − 1`` spill rows
-    above and below the ``t1 − t0`` result rows; units go to columns ``col…``. Reads
-    each store column of units once, with a halo of ``kernel.half`` bins (zeros beyond
-    the grid), and scatters its smoothed counts straight into ``out``.
-    """
-    width = counts.chunks[1]
-    h = kernel.half
-    a, b = max(0, t0 - h), min(n_bins, t1 + h)
-    w = scaled_weights(kernel, bin_size, np.float32)
-    c0 = u0
-    while c0 < u1:
-        c1 = min(u1, (c0 // width + 1) * width)
-        x = counts[a * factor : b * factor, c0:c1]
-        if factor > 1:
-            x = x.reshape(b - a, factor, c1 - c0).sum(axis=1, dtype=np.uint32)
-        if (a, b) != (t0 - h, t1 + h):
-            x = np.pad(x, ((a - (t0 - h), (t1 + h) - b), (0, 0)))
-        correlate_into(x, w, out, col + c0 - u0)
-        c0 = c1
-
-
 class _LazyRates(BackendArray):
     """The rates of a counts store as an array computed on indexing (xarray's lazy
     backend protocol): a selection computes exactly its own bins and units."""
 
-    def __init__(self, counts: Any, kernel: Kernel, factor: int, n_bins: int, n_units: int, bin_size: float) -> None:
-        self.counts, self.kernel, self.factor, self.bin_size = counts, kernel, factor, bin_size
-        self.shape = (n_bins, n_units)
+    def __init__(self, reader: CountsReader, kernel: Kernel, n_units: int, bin_size: float) -> None:
+        self.reader, self.kernel, self.bin_size = reader, kernel, bin_size
+        self.shape = (reader.n_bins, n_units)
         self.dtype = np.dtype(np.float32)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -247,23 +223,22 @@ class _LazyRates(BackendArray):
 
     def window(self, t0: int, t1: int, u0: int, u1: int) -> np.ndarray:
         """Rates of bins ``t0:t1`` × units ``u0:u1`` (float32, Fortran-ordered: each
-        unit's trace contiguous, as the store keeps it); two threads share the unit
-        columns (Zarr's decoding releases the GIL)."""
-        from concurrent.futures import ThreadPoolExecutor
+        unit's trace contiguous, as the store keeps it), block by block of time, one
+        column of units per thread."""
+        reader, h = self.reader, self.kernel.half
+        out = np.empty((t1 - t0, u1 - u0), dtype=np.float32, order="F")
+        w = scaled_weights(self.kernel, self.bin_size, np.float32)
 
-        pad, n_bins = self.kernel.taps - 1, self.shape[0]
-        out = np.zeros((t1 - t0 + 2 * pad, u1 - u0), dtype=np.float32, order="F")
-        if t1 > t0 and u1 > u0:
-            width = self.counts.chunks[1]
-            cuts = sorted({u0, u1, *range((u0 // width + 1) * width, u1, width)})
-            mid = cuts[len(cuts) // 2]
-            parts = [(p, q) for p, q in ((u0, mid), (mid, u1)) if q > p]
-            with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-                list(pool.map(lambda pq: rates_block(self.counts, t0, t1, pq[0], pq[1], self.kernel, self.factor,
-                                                      n_bins, self.bin_size, out, pq[0] - u0), parts))
-        y = out[pad : pad + t1 - t0]
-        correct_edges(y, self.kernel, t0, n_bins)
-        return y
+        def column(cache: ChunkCache, a: int, b: int) -> None:
+            for s0, s1 in reader.blocks(t0, t1):
+                pieces = reader.pieces(s0, s1, a, b, h, cache)
+                smooth_into(pieces, w, out[s0 - t0 : s1 - t0, a - u0 : b - u0], max(-h, -s0),
+                            min(s1 - s0 + h, reader.n_bins - s0))
+
+        if t1 > t0:
+            reader.each_column(u0, u1, column)
+        correct_edges(out, self.kernel, t0, reader.n_bins)
+        return out
 
 
 def open_store_grid(store: str | Path, bin_size: float | None = None) -> tuple[Any, int, Grid]:
@@ -315,8 +290,8 @@ def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: flo
     kernel = kernel or Kernel()
     root, factor, grid = open_store_grid(store, bin_size)
     counts = root["counts"]
-    n_bins, n_units = grid.n_bins, counts.shape[1]
-    lazy = _LazyRates(counts, kernel, factor, n_bins, n_units, grid.bin_size)
+    n_units = counts.shape[1]
+    lazy = _LazyRates(CountsReader(store, counts, factor), kernel, n_units, grid.bin_size)
     rates = _as_dataarray(indexing.LazilyIndexedArray(lazy), grid, root["unit_id"][:], "rates",
                           grid_attrs(grid, kernel, units="Hz"))
     if chunks is not None:
