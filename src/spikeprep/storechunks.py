@@ -76,6 +76,8 @@ class CountsReader:
         self.counts, self.factor = counts, factor
         self.n_bins = counts.shape[0] // factor
         self.rows, self.width = counts.chunks
+        # the codec of the chunk files when they can be decoded directly (False: stored
+        # uncompressed), or None to read through Zarr
         self.codec = _chunk_codec(Path(store), counts) if factor == 1 else None
         self.folder = Path(store) / "counts"
 
@@ -107,7 +109,8 @@ class CountsReader:
         from concurrent.futures import ThreadPoolExecutor
 
         columns = self.columns(u0, u1) if u1 > u0 else []
-        threads = max(1, min(len(columns), len(os.sched_getaffinity(0))))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, min(len(columns), cores))
 
         def run(part: list[tuple[int, int]]) -> None:
             cache = self.cache()
@@ -127,7 +130,7 @@ class CountsReader:
         """Counts of result bins ``t0 − halo : t1 + halo`` (those on the grid) of units
         ``u0:u1`` (within one chunk column), with output row 0 at bin ``t0``."""
         if self.codec is None:
-            return self._read(t0, t1, u0, u1, halo, cache)
+            return self._read(t0, t1, u0, u1, halo)
         first_chunk = max(0, t0 - halo) // self.rows
         last_chunk = (min(self.n_bins, t1 + halo) - 1) // self.rows
         j = u0 // self.width
@@ -156,7 +159,7 @@ class CountsReader:
         if out is not target:  # a codec that ignores ``out``
             target[:] = np.frombuffer(out, dtype=target.dtype)
 
-    def _read(self, t0: int, t1: int, u0: int, u1: int, halo: int, cache: ChunkCache) -> Pieces:
+    def _read(self, t0: int, t1: int, u0: int, u1: int, halo: int) -> Pieces:
         """Through Zarr: one piece, coarse counts of the block and its halo."""
         f = self.factor
         a, b = max(0, t0 - halo), min(self.n_bins, t1 + halo)
