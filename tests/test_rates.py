@@ -290,9 +290,15 @@ def test_store_widens_the_type_when_a_bin_overflows_uint8(tmp_path: Path) -> Non
     assert c.dtype == np.uint16 and int(c[0, 0]) == 300 and int(c.sum()) == 302
 
 
-@pytest.mark.parametrize("factor", [2, 4])
+@pytest.mark.parametrize("factor", [2, 3, 4])  # 3 does not divide the stored chunk: read through Zarr
 def test_coarser_bins_at_read_time(store, factor: int) -> None:
+    import zarr
+
+    from spikeprep.storechunks import CountsReader
+
     path, s, _ = store
+    reader = CountsReader(path, zarr.open_group(str(path), mode="r")["counts"], factor)
+    assert (reader.codec is not None) == (7000 % factor == 0)  # summed from decoded chunks, or through Zarr
     lazy = lazy_rates(path, bin_size=0.005 * factor, chunks=(3000, 16))
     assert lazy.attrs["bin_size_s"] == pytest.approx(0.005 * factor)
     direct = firing_rates(s.spikes, bin_size=0.005 * factor, t_stop=float(lazy.attrs["t_stop"]))

@@ -6,8 +6,9 @@ see :mod:`spikeprep.ratestore`), so its chunks are decoded straight from their f
 with the store's own numcodecs codec into a small per-thread cache of buffers. Through
 zarr-python each read would allocate fresh chunk buffers and copy them into a new
 array; measured on a full-scale 600 s window that costs more than the smoothing itself.
-Any other store (another layout, a coarser bin) is read through Zarr instead, one block
-at a time: the same pieces, only slower.
+Coarser bins are summed from each decoded chunk. Any other store (another layout, or a
+bin that does not divide the stored chunk) is read through Zarr instead, one block at a
+time: the same pieces, only slower.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ChunkCache:
         self.keys: list[tuple[int, int] | None] = []
         self.used: list[int] = []
         self.clock = 0
+        self.scratch: np.ndarray | None = None  # one stored chunk, for coarser bins
 
     def grow(self, n: int) -> None:
         """Hold at least ``n`` chunks (keeping those held)."""
@@ -75,10 +77,12 @@ class CountsReader:
     def __init__(self, store: str | Path, counts: Any, factor: int) -> None:
         self.counts, self.factor = counts, factor
         self.n_bins = counts.shape[0] // factor
-        self.rows, self.width = counts.chunks
+        self.stored_rows, self.width = counts.chunks
         # the codec of the chunk files when they can be decoded directly (False: stored
         # uncompressed), or None to read through Zarr
-        self.codec = _chunk_codec(Path(store), counts) if factor == 1 else None
+        self.codec = _chunk_codec(Path(store), counts) if self.stored_rows % factor == 0 else None
+        self.rows = self.stored_rows // factor  # result rows per decoded chunk
+        self.dtype = counts.dtype if factor == 1 else _sum_dtype(counts.dtype, factor)
         self.folder = Path(store) / "counts"
 
     def columns(self, u0: int, u1: int) -> list[tuple[int, int]]:
@@ -97,9 +101,12 @@ class CountsReader:
 
     def cache(self) -> ChunkCache:
         """A buffer cache for one thread."""
-        item = self.counts.dtype.itemsize
+        item = self.dtype.itemsize
         cells = self.rows * self.width if self.codec is not None else 0
-        return ChunkCache(-(-cells * item // 8) * 8 // item, self.counts.dtype)
+        cache = ChunkCache(-(-cells * item // 8) * 8 // item, self.dtype)
+        if self.factor > 1 and self.codec is not None:  # stored bins are decoded here, then summed
+            cache.scratch = np.empty(self.stored_rows * self.width, self.counts.dtype)
+        return cache
 
     def each_column(self, u0: int, u1: int, work: Callable[[ChunkCache, int, int], None],
                     progress: Callable[[int], None] | None = None) -> None:
@@ -140,24 +147,28 @@ class CountsReader:
         for i in wanted:
             slot, ready = cache.slot((i, j), set(order))
             if not ready:
-                self._decode(i, j, cache.bufs[slot])
+                self._decode(i, j, cache.bufs[slot], cache.scratch)
             order.append(slot)
         return Pieces(cache.bufs, order, self.rows, first_chunk * self.rows - t0, u0 - j * self.width)
 
-    def _decode(self, i: int, j: int, buf: np.ndarray) -> None:
-        cells = self.rows * self.width
-        target = buf[:cells]
+    def _decode(self, i: int, j: int, buf: np.ndarray, scratch: np.ndarray | None) -> None:
+        """Chunk ``(i, j)`` into ``buf``, unit-major; with coarser bins, decoded into
+        ``scratch`` first and summed over each ``factor`` consecutive stored bins."""
+        target = scratch if scratch is not None else buf[: self.rows * self.width]
         try:
             raw = (self.folder / f"{i}.{j}").read_bytes()
         except FileNotFoundError:  # never written: the fill value
             target[:] = 0
-            return
-        if self.codec is False:
+            raw = None
+        if raw is not None and self.codec is False:
             target[:] = np.frombuffer(raw, dtype=target.dtype)
-            return
-        out = self.codec.decode(raw, out=target)
-        if out is not target:  # a codec that ignores ``out``
-            target[:] = np.frombuffer(out, dtype=target.dtype)
+        elif raw is not None:
+            out = self.codec.decode(raw, out=target)
+            if out is not target:  # a codec that ignores ``out``
+                target[:] = np.frombuffer(out, dtype=target.dtype)
+        if scratch is not None:
+            coarse = buf[: self.rows * self.width].reshape(self.width, self.rows)
+            np.sum(scratch.reshape(self.width, self.rows, self.factor), axis=2, dtype=buf.dtype, out=coarse)
 
     def _read(self, t0: int, t1: int, u0: int, u1: int, halo: int) -> Pieces:
         """Through Zarr: one piece, coarse counts of the block and its halo."""
@@ -165,8 +176,14 @@ class CountsReader:
         a, b = max(0, t0 - halo), min(self.n_bins, t1 + halo)
         x = np.asarray(self.counts[a * f : b * f, u0:u1])
         if f > 1:
-            x = x.reshape(b - a, f, u1 - u0).sum(axis=1, dtype=np.uint32)
+            x = x.reshape(b - a, f, u1 - u0).sum(axis=1, dtype=self.dtype)
         return as_piece(x, a - t0)
+
+
+def _sum_dtype(dtype: np.dtype, factor: int) -> np.dtype:
+    """An unsigned type that holds the sum of ``factor`` counts of ``dtype``."""
+    most = int(np.iinfo(dtype).max) * factor
+    return next((np.dtype(t) for t in (np.uint16, np.uint32) if most <= np.iinfo(t).max), np.dtype(np.uint64))
 
 
 def _chunk_codec(store: Path, counts: Any) -> Any:
