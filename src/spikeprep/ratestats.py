@@ -101,7 +101,7 @@ def rates_summary(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA
     total, squares = np.zeros(n_units), np.zeros(n_units)
     peak = np.full(n_units, -np.inf, dtype=np.float32)
 
-    def column(cache: ChunkCache, a: int, b: int) -> None:
+    def column(cache: ChunkCache, a: int, b: int, t0: int, t1: int) -> None:  # t0, t1: the whole grid
         scratch = np.empty(max((s1 - s0 for s0, s1 in reader.blocks(0, n)), default=0), np.float32)
         for s0, s1 in reader.blocks(0, n):
             scale = np.ones((s1 - s0, 1), np.float32)
@@ -111,7 +111,7 @@ def rates_summary(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA
                            min(s1 - s0 + h, n - s0), a, b - a, total, squares, peak)
 
     with tqdm(total=n_units, desc="rates", unit="unit", disable=None if progress else True) as bar:
-        reader.each_column(0, n_units, column, bar.update)
+        reader.each_part(0, n_units, 0, n, column, split_time=False, progress=bar.update)
     mean = total / n if n else np.full(n_units, np.nan)
     std = np.sqrt(np.maximum(squares / n - mean**2, 0.0)) if n else mean
     ids = open_units(out, session_id, columns=["n_spikes"]).index

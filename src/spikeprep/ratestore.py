@@ -224,19 +224,18 @@ class _LazyRates(BackendArray):
     def window(self, t0: int, t1: int, u0: int, u1: int) -> np.ndarray:
         """Rates of bins ``t0:t1`` × units ``u0:u1`` (float32, Fortran-ordered: each
         unit's trace contiguous, as the store keeps it), block by block of time, one
-        column of units per thread."""
+        column of units (or part of one) per thread."""
         reader, h = self.reader, self.kernel.half
         out = np.empty((t1 - t0, u1 - u0), dtype=np.float32, order="F")
         w = scaled_weights(self.kernel, self.bin_size, np.float32)
 
-        def column(cache: ChunkCache, a: int, b: int) -> None:
-            for s0, s1 in reader.blocks(t0, t1):
+        def part(cache: ChunkCache, a: int, b: int, p0: int, p1: int) -> None:
+            for s0, s1 in reader.blocks(p0, p1):
                 pieces = reader.pieces(s0, s1, a, b, h, cache)
                 smooth_into(pieces, w, out[s0 - t0 : s1 - t0, a - u0 : b - u0], max(-h, -s0),
                             min(s1 - s0 + h, reader.n_bins - s0))
 
-        if t1 > t0:
-            reader.each_column(u0, u1, column)
+        reader.each_part(u0, u1, t0, t1, part)
         correct_edges(out, self.kernel, t0, reader.n_bins)
         return out
 

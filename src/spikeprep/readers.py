@@ -134,8 +134,11 @@ def open_rates(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA_BI
     """Smoothed firing rates (Hz), lazy float32 ``xarray.DataArray`` (``time`` × ``unit_id``).
 
     Computed from the exact counts on indexing, so any kernel can be chosen here and a
-    window, or one unit's trace, reads and smooths only its own chunks (plus a halo).
-    Pass ``chunks`` for a dask-backed array, for reductions over a whole session.
+    window, or one unit's trace, reads and smooths only its own chunks (plus a halo),
+    at about the cost of reading those counts. Pass ``chunks`` for a dask-backed array;
+    for reductions over a whole session, :func:`spikeprep.rates_mean` (exact, no
+    convolution), :func:`spikeprep.rates_summary` and
+    :func:`spikeprep.rates_correlation` are faster and hold less.
 
     Parameters
     ----------
@@ -156,7 +159,8 @@ def open_rates(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA_BI
     --------
     >>> rates = spikeprep.open_rates("OUT", 715093703)
     >>> window = rates.sel(time=slice(3000, 3600)).values   # reads only those chunks
-    >>> mean = spikeprep.open_rates("OUT", 715093703, chunks="auto").mean("time").compute()
+    >>> trace = rates.sel(unit_id=950930145).values            # one unit, whole session
+    >>> stats = spikeprep.rates_summary("OUT", 715093703)        # mean, std, max per unit
     """
     from .ratestore import lazy_rates
 

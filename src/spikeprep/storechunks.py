@@ -108,29 +108,42 @@ class CountsReader:
             cache.scratch = np.empty(self.stored_rows * self.width, self.counts.dtype)
         return cache
 
-    def each_column(self, u0: int, u1: int, work: Callable[[ChunkCache, int, int], None],
-                    progress: Callable[[int], None] | None = None) -> None:
-        """Run ``work(cache, a, b)`` for every column ``a:b`` of units ``u0:u1``, on one
-        thread per core (decoding and the compiled loops release the GIL), each thread
-        with its own cache; ``progress`` is called with the units done."""
+    def each_part(self, u0: int, u1: int, t0: int, t1: int, work: Callable[[ChunkCache, int, int, int, int], None],
+                  *, split_time: bool = True, progress: Callable[[int], None] | None = None) -> None:
+        """Run ``work(cache, a, b, s0, s1)`` over units ``u0:u1`` × output rows ``t0:t1``,
+        one column ``a:b`` of units per part, on one thread per core (decoding and the
+        compiled loops release the GIL), each thread with its own cache.
+
+        With fewer columns than cores (one unit's trace, say) and ``split_time``, the
+        columns' rows are also cut into as many parts at stored-chunk edges (the work
+        must then not accumulate across parts). ``progress`` is called with the units
+        of each finished part.
+        """
         from concurrent.futures import ThreadPoolExecutor
 
-        columns = self.columns(u0, u1) if u1 > u0 else []
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = max(1, min(len(columns), cores))
+        columns = self.columns(u0, u1) if u1 > u0 and t1 > t0 else []
+        spans = [(t0, t1)]
+        edges = [b for _, b in self.blocks(t0, t1)][:-1]  # inner block edges
+        if split_time and 0 < len(columns) < cores and edges:
+            n_parts = -(-cores // len(columns))
+            cuts = sorted({edges[len(edges) * k // n_parts] for k in range(1, n_parts)})
+            spans = list(zip([t0, *cuts], [*cuts, t1]))
+        parts = [(a, b, s0, s1) for a, b in columns for s0, s1 in spans]
+        threads = max(1, min(len(parts), cores))
 
-        def run(part: list[tuple[int, int]]) -> None:
+        def run(mine: list[tuple[int, int, int, int]]) -> None:
             cache = self.cache()
-            for a, b in part:
-                work(cache, a, b)
+            for a, b, s0, s1 in mine:
+                work(cache, a, b, s0, s1)
                 if progress:
                     progress(b - a)
 
         if threads == 1:
-            run(columns)
+            run(parts)
             return
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for f in [pool.submit(run, columns[k::threads]) for k in range(threads)]:
+            for f in [pool.submit(run, parts[k::threads]) for k in range(threads)]:
                 f.result()
 
     def pieces(self, t0: int, t1: int, u0: int, u1: int, halo: int, cache: ChunkCache) -> Pieces:
