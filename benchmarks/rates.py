@@ -64,6 +64,7 @@ def timed(f, reps=7):
 
 for name, t0 in (("aligned", 600000), ("unaligned", 864300)):  # 3000 s (on a stored chunk edge) and 4321.5 s
     out["read " + name] = timed(lambda: z[t0 : t0 + 120000, :])
+    out["read halo " + name] = timed(lambda: z[t0 - 5 : t0 + 120000 + 5, :])  # the counts the window needs
     out["rates " + name] = timed(lambda: r.isel(time=slice(t0, t0 + 120000)).values)
 out["read unit"] = timed(lambda: z[:, 1400])
 out["rates unit"] = timed(lambda: r.isel(unit_id=1400).values)
@@ -117,6 +118,8 @@ def _one_process(path: str, work) -> None:
     for name in ("aligned", "unaligned"):
         print(f"(e) 600 s window, all units, {name}: rates vs reading its counts: "
               + both("rates " + name, "read " + name, "1.5x"))
+        print("      vs reading the counts it needs (with the kernel's 5-bin halo on either side): "
+              + both("rates " + name, "read halo " + name, "1.5x"))
     print("    one unit, whole session: " + both("rates unit", "read unit", "2x"))
     print("    rates_summary (mean, std, max per unit) vs reading all counts: " + both("summary", "read all", "2x"))
     print(f"    rates_summary alone: {alone['seconds']:.1f} s with imports, peak {alone['peak_bytes'] / 2**30:.2f} GiB "

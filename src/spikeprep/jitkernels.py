@@ -14,7 +14,7 @@ _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
-def _add(col, s, c, w):  # noqa: ANN001
+def _add(col: np.ndarray, s: int, c: float, w: np.ndarray) -> None:
     """Add count ``c``'s taps to ``col``: ``col[s − k] += c · w[k]``, ``k`` ascending.
     (Unsigned indices: numba then skips its negative-index check.)"""
     taps, n = w.shape[0], col.shape[0]
@@ -29,7 +29,9 @@ def _add(col, s, c, w):  # noqa: ANN001
 
 
 @_jit
-def _scatter_unit(bufs, words, order, rows, first, lo, hi, unit, w, col, one, found, hits):  # noqa: ANN001
+def _scatter_unit(bufs: np.ndarray, words: np.ndarray, order: np.ndarray, rows: int, first: int, lo: int, hi: int,
+                  unit: int, w: np.ndarray, col: np.ndarray, one: np.ndarray, found: np.ndarray,
+                  hits: np.ndarray) -> None:
     """Add one unit's smoothed counts (all its pieces, in time order) to ``col``.
 
     Branch-free where it can be: the positions of non-zero words, then of non-zero
@@ -74,7 +76,8 @@ def _scatter_unit(bufs, words, order, rows, first, lo, hi, unit, w, col, one, fo
 
 
 @_jit
-def scatter_units(bufs, words, order, rows, first, lo, hi, j0, w, out_t):  # noqa: ANN001
+def scatter_units(bufs: np.ndarray, words: np.ndarray, order: np.ndarray, rows: int, first: int, lo: int, hi: int,
+                  j0: int, w: np.ndarray, out_t: np.ndarray) -> None:
     """Write the rates of every unit of the pieces into ``out_t`` (``(units, T)``,
     C-contiguous rows: the transposed view of a Fortran-ordered ``(T, units)`` result).
 
@@ -89,10 +92,12 @@ def scatter_units(bufs, words, order, rows, first, lo, hi, j0, w, out_t):  # noq
 
 
 @_jit
-def summarise_units(bufs, words, order, rows, first, lo, hi, j0, w, scale, col, u0, units, total, squares, peak):  # noqa: ANN001
-    """Add each of ``units`` units' sum and sum of squares (float64) of its rates over the ``len(col)``
-    output rows to ``total[u0 + j]`` and ``squares[u0 + j]``, and raise ``peak[u0 + j]`` to
-    their maximum. The rates are made in ``col`` (a reused float32 buffer), then multiplied
+def summarise_units(bufs: np.ndarray, words: np.ndarray, order: np.ndarray, rows: int, first: int, lo: int, hi: int,
+                    j0: int, w: np.ndarray, scale: np.ndarray, col: np.ndarray, u0: int, units: int,
+                    total: np.ndarray, squares: np.ndarray, peak: np.ndarray) -> None:
+    """Add each of ``units`` units' sum and sum of squares (float64) of its rates over
+    the ``len(col)`` output rows to ``total[u0 + j]`` and ``squares[u0 + j]``, and raise
+    ``peak[u0 + j]`` to their maximum. The rates are made in ``col`` (a reused float32 buffer), then multiplied
     by ``scale`` (edge correction; empty for none) as float32, as the windows are.
     Eight running sums per unit, in a fixed order: the same bits on every run.
     """
