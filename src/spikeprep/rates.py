@@ -5,8 +5,9 @@ grid from 0 to the last spike + 1 s, an 11-tap Gaussian with σ = √2 bins, rat
 zero outside the grid. Unlike the notebook, counts are exact (two spikes in one bin
 count 2) and never overflow: the integer type is chosen from the data.
 
-The Zarr counts store, lazy rates and the xarray wrappers are in
-:mod:`spikeprep.ratestore`, which builds on these kernels.
+The smoothing loop itself is compiled (:mod:`spikeprep.smoothing`). The Zarr counts
+store, lazy rates and the xarray wrappers are in :mod:`spikeprep.ratestore`, which
+builds on these kernels.
 """
 
 from __future__ import annotations
