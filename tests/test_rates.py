@@ -379,3 +379,26 @@ def test_correlation_matrix_equals_numpy_on_the_materialised_rates(tmp_path: Pat
         rates_correlation(tmp_path, sid, 50.0, 50.0)
     with pytest.raises(ValueError, match="not in session"):
         rates_correlation(tmp_path, sid, 0.0, 10.0, unit_ids=[123456789])
+
+
+def test_rates_work_where_numba_cannot_keep_its_cache() -> None:
+    """A read-only install and home: numba refuses ``cache=True``; the kernels are then
+    compiled in the process instead of failing to import."""
+    import subprocess
+    import sys
+
+    code = """
+from numba.core import caching
+impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")  # (renamed across numba versions)
+impl._locator_classes = []  # as if no folder were writable
+import numpy as np
+from spikeprep import jitkernels
+from spikeprep.rates import Kernel, smooth_counts
+assert jitkernels._CACHE is False
+x = np.zeros((50, 2), np.uint8); x[10, 0] = 2; x[0, 1] = 1
+r = smooth_counts(x, Kernel(), 0.005)
+assert abs(r.sum() * 0.005 - 2.0 - (1.0 - np.exp(-np.arange(1, 6) ** 2 / 4).sum() / np.exp(-(np.arange(11) - 5) ** 2 / 4).sum())) < 1e-5
+print("ok")
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]

@@ -10,10 +10,24 @@ import numpy as np
 
 __all__ = ["scatter_units", "summarise_units"]
 
-_jit = numba.njit(nogil=True, cache=True, boundscheck=False)
 
 
-@numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def _can_cache() -> bool:
+    """Whether numba can keep the compiled loops on disk, beside this file or in the
+    user's cache folder. If neither is writable (a read-only install and home), numba
+    refuses ``cache=True`` outright; the loops are then compiled in each process instead."""
+    try:
+        numba.njit(cache=True)(_can_cache)
+    except RuntimeError:
+        return False
+    return True
+
+
+_CACHE = _can_cache()
+_jit = numba.njit(nogil=True, cache=_CACHE, boundscheck=False)
+
+
+@numba.njit(nogil=True, cache=_CACHE, boundscheck=False, inline="always")
 def _add(col: np.ndarray, s: int, c: float, w: np.ndarray) -> None:
     """Add count ``c``'s taps to ``col``: ``col[s − k] += c · w[k]``, ``k`` ascending.
     (Unsigned indices: numba then skips its negative-index check.)"""
