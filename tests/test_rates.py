@@ -190,7 +190,7 @@ def test_pieces_cut_anywhere_give_the_same_bits(rows: int) -> None:
     counts = ((rng.random((2000, 6)) < 0.05) * rng.integers(1, 4, (2000, 6))).astype(np.uint8)
     w = (gaussian_kernel() * 200 / gaussian_kernel().sum()).astype(np.float32)
     whole = np.empty((2000, 6), np.float32, order="F")
-    smooth_into(as_piece(counts), w, whole, -5, 2005)
+    smooth_into(as_piece(counts), w, whole)
     n_pieces = -(-2000 // rows)
     stride = -(-rows * 6 // 8) * 8
     slots = rng.permutation(n_pieces + 2)  # spare rows, shuffled
@@ -202,7 +202,7 @@ def test_pieces_cut_anywhere_give_the_same_bits(rows: int) -> None:
         bufs[slots[p], : rows * 6] = block.T.reshape(-1)
     for t0, t1, u0 in [(0, 2000, 0), (3, 1999, 2), (700, 1300, 5), (1995, 2000, 1)]:
         out = np.empty((t1 - t0, 6 - u0), np.float32, order="F")
-        smooth_into(Pieces(bufs, slots[:n_pieces], rows, -t0, u0), w, out, max(-5, -t0), min(t1 - t0 + 5, 2000 - t0))
+        smooth_into(Pieces(bufs, slots[:n_pieces], rows, -t0, max(-5, -t0), min(t1 - t0 + 5, 2000 - t0), u0), w, out)
         np.testing.assert_array_equal(out, whole[t0:t1, u0:])
 
 

@@ -282,11 +282,9 @@ def smooth_counts(counts: np.ndarray, kernel: Kernel, bin_size: float, *, start:
     """
     from .smoothing import as_piece, smooth_into
 
-    T = counts.shape[0]
     out = np.empty(counts.shape, dtype=dtype, order="F")
-    smooth_into(as_piece(np.asarray(counts)), scaled_weights(kernel, bin_size, dtype), out, -kernel.half,
-                T + kernel.half)
-    correct_edges(out, kernel, start, T if n_bins is None else n_bins)
+    smooth_into(as_piece(np.asarray(counts)), scaled_weights(kernel, bin_size, dtype), out)
+    correct_edges(out, kernel, start, counts.shape[0] if n_bins is None else n_bins)
     return out
 
 

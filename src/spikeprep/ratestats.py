@@ -26,11 +26,13 @@ __all__ = ["rates_mean", "rates_summary", "rates_correlation"]
 
 
 def _setup(out: str | Path, session_id: int, sigma_bins: float, taps: int, sigma_ms: float | None,
-           bin_size: float | None, edge_correction: bool) -> tuple[Any, Kernel, int, Grid]:
+           bin_size: float | None, edge_correction: bool) -> tuple[Path, Any, Kernel, int, Grid]:
+    """The session's counts store, its ``counts`` array, the kernel, the stored bins per
+    result bin and the result grid."""
     store, kernel = rates_kernel(out, session_id, sigma_bins=sigma_bins, taps=taps, sigma_ms=sigma_ms,
                                  bin_size=bin_size, edge_correction=edge_correction)
     root, factor, grid = open_store_grid(store, bin_size)
-    return root["counts"], kernel, factor, grid
+    return store, root["counts"], kernel, factor, grid
 
 
 def _coarse(counts: Any, a: int, b: int, factor: int) -> np.ndarray:
@@ -54,7 +56,7 @@ def rates_mean(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA_BI
     Series
         Indexed by ``unit_id``, Hz.
     """
-    counts, kernel, factor, grid = _setup(out, session_id, sigma_bins, taps, sigma_ms, bin_size, edge_correction)
+    _, counts, kernel, factor, grid = _setup(out, session_id, sigma_bins, taps, sigma_ms, bin_size, edge_correction)
     n, h, w = grid.n_bins, kernel.half, kernel.weights()
     units = open_units(out, session_id, columns=["n_spikes"])
     total = units["n_spikes"].to_numpy(np.int64).copy()
@@ -92,23 +94,22 @@ def rates_summary(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA
     """
     from tqdm.auto import tqdm
 
-    store, kernel = rates_kernel(out, session_id, sigma_bins=sigma_bins, taps=taps, sigma_ms=sigma_ms,
-                                 bin_size=bin_size, edge_correction=edge_correction)
-    root, factor, grid = open_store_grid(store, bin_size)
-    reader = CountsReader(store, root["counts"], factor)
-    n, n_units, h = grid.n_bins, root["counts"].shape[1], kernel.half
+    store, counts, kernel, factor, grid = _setup(out, session_id, sigma_bins, taps, sigma_ms, bin_size,
+                                                 edge_correction)
+    reader = CountsReader(store, counts, factor)
+    n, n_units = grid.n_bins, counts.shape[1]
     w = scaled_weights(kernel, grid.bin_size, np.float32)
     total, squares = np.zeros(n_units), np.zeros(n_units)
     peak = np.full(n_units, -np.inf, dtype=np.float32)
+    spans = list(reader.blocks(0, n))
+    scales = [_edge_scale(kernel, s0, s1, n) for s0, s1 in spans]  # the same for every column
+    longest = max((s1 - s0 for s0, s1 in spans), default=0)
 
     def column(cache: ChunkCache, a: int, b: int, t0: int, t1: int) -> None:  # t0, t1: the whole grid
-        scratch = np.empty(max((s1 - s0 for s0, s1 in reader.blocks(0, n)), default=0), np.float32)
-        for s0, s1 in reader.blocks(0, n):
-            scale = np.ones((s1 - s0, 1), np.float32)
-            correct_edges(scale, kernel, s0, n)
-            scale = scale[:, 0] if (scale != 1).any() else scale[:0, 0]
-            summarise_into(reader.pieces(s0, s1, a, b, h, cache), w, scale, scratch[: s1 - s0], max(-h, -s0),
-                           min(s1 - s0 + h, n - s0), a, b - a, total, squares, peak)
+        scratch = np.empty(longest, np.float32)
+        for (s0, s1), scale in zip(spans, scales):
+            summarise_into(reader.pieces(s0, s1, a, b, kernel.half, cache), w, scale, scratch[: s1 - s0], a, b - a,
+                           total, squares, peak)
 
     with tqdm(total=n_units, desc="rates", unit="unit", disable=None if progress else True) as bar:
         reader.each_part(0, n_units, 0, n, column, split_time=False, progress=bar.update)
@@ -116,6 +117,14 @@ def rates_summary(out: str | Path, session_id: int, *, sigma_bins: float = SIGMA
     std = np.sqrt(np.maximum(squares / n - mean**2, 0.0)) if n else mean
     ids = open_units(out, session_id, columns=["n_spikes"]).index
     return pd.DataFrame({"mean": mean, "std": std, "max": peak.astype(np.float64)}, index=ids)
+
+
+def _edge_scale(kernel: Kernel, s0: int, s1: int, n: int) -> np.ndarray:
+    """The float32 edge-correction factors of bins ``s0:s1`` of an ``n``-bin grid, as
+    :func:`~spikeprep.rates.correct_edges` applies them; empty where they are all 1."""
+    scale = np.ones((s1 - s0, 1), np.float32)
+    correct_edges(scale, kernel, s0, n)
+    return scale[:, 0] if (scale != 1).any() else scale[:0, 0]
 
 
 def rates_correlation(out: str | Path, session_id: int, t_start: float, t_stop: float, *,

@@ -231,9 +231,7 @@ class _LazyRates(BackendArray):
 
         def part(cache: ChunkCache, a: int, b: int, p0: int, p1: int) -> None:
             for s0, s1 in reader.blocks(p0, p1):
-                pieces = reader.pieces(s0, s1, a, b, h, cache)
-                smooth_into(pieces, w, out[s0 - t0 : s1 - t0, a - u0 : b - u0], max(-h, -s0),
-                            min(s1 - s0 + h, reader.n_bins - s0))
+                smooth_into(reader.pieces(s0, s1, a, b, h, cache), w, out[s0 - t0 : s1 - t0, a - u0 : b - u0])
 
         reader.each_part(u0, u1, t0, t1, part)
         correct_edges(out, self.kernel, t0, reader.n_bins)

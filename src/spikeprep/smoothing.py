@@ -28,14 +28,18 @@ class Pieces:
 
     Piece ``p`` is ``bufs[order[p]]``; its row ``r`` is output row ``first + p·rows + r``;
     the block's unit ``j`` is unit ``j0 + j`` of the piece, stored at
-    ``bufs[order[p], (j0 + j)·rows : (j0 + j + 1)·rows]``. Buffer rows are whole 8-byte
-    words (C-contiguous), so they can be scanned a word at a time.
+    ``bufs[order[p], (j0 + j)·rows : (j0 + j + 1)·rows]``. Only rows whose output row is
+    in ``[lo, hi)`` hold counts (the grid around the block; beyond are padding or rows
+    off the grid). Buffer rows are whole 8-byte words (C-contiguous), so they can be
+    scanned a word at a time.
     """
 
     bufs: np.ndarray
     order: np.ndarray
     rows: int
     first: int
+    lo: int
+    hi: int
     j0: int = 0
     words: np.ndarray = field(init=False, repr=False)
 
@@ -54,29 +58,28 @@ def as_piece(x: np.ndarray, first: int = 0) -> Pieces:
     cells = rows * units
     flat = x.T
     if cells and cells % per_word == 0 and flat.flags.c_contiguous and flat.ctypes.data % 8 == 0:
-        return Pieces(flat.reshape(1, cells), np.zeros(1, np.int64), rows, first)  # a unit-major array: no copy
+        return Pieces(flat.reshape(1, cells), np.zeros(1, np.int64), rows, first, first, first + rows)  # no copy
     buf = np.zeros((1, -(-max(cells, 1) // per_word) * per_word), x.dtype)
     buf[0, :cells].reshape(units, rows)[:] = x.T
-    return Pieces(buf, np.zeros(1, np.int64), rows, first)
+    return Pieces(buf, np.zeros(1, np.int64), rows, first, first, first + rows)
 
 
-def smooth_into(pieces: Pieces, w: np.ndarray, out: np.ndarray, lo: int, hi: int) -> None:
+def smooth_into(pieces: Pieces, w: np.ndarray, out: np.ndarray) -> None:
     """Write the rates of ``out.shape[1]`` units into ``out`` (``(T, units)``, each unit's
     rows contiguous: a Fortran-ordered array or a column slice of one).
 
     ``w`` are the scaled taps in ``out``'s dtype (:func:`spikeprep.rates.scaled_weights`).
-    Only input rows whose output row is in ``[lo, hi)`` count: the grid around the block.
     Every element of ``out`` is written.
     """
     from .jitkernels import scatter_units
 
     if out.size:
         p = pieces
-        scatter_units(p.bufs, p.words, p.order, p.rows, p.first, lo, hi, p.j0, w.astype(out.dtype), out.T)
+        scatter_units(p.bufs, p.words, p.order, p.rows, p.first, p.lo, p.hi, p.j0, w.astype(out.dtype), out.T)
 
 
-def summarise_into(pieces: Pieces, w: np.ndarray, scale: np.ndarray, scratch: np.ndarray, lo: int, hi: int,
-                   u0: int, units: int, total: np.ndarray, squares: np.ndarray, peak: np.ndarray) -> None:
+def summarise_into(pieces: Pieces, w: np.ndarray, scale: np.ndarray, scratch: np.ndarray, u0: int, units: int,
+                   total: np.ndarray, squares: np.ndarray, peak: np.ndarray) -> None:
     """Accumulate the rates of ``units`` units over ``len(scratch)`` output rows, without keeping them.
 
     Adds each unit's sum and sum of squares (float64) to ``total[u0 + j]`` and
@@ -87,5 +90,5 @@ def summarise_into(pieces: Pieces, w: np.ndarray, scale: np.ndarray, scratch: np
     from .jitkernels import summarise_units
 
     p = pieces
-    summarise_units(p.bufs, p.words, p.order, p.rows, p.first, lo, hi, p.j0, w.astype(scratch.dtype), scale,
+    summarise_units(p.bufs, p.words, p.order, p.rows, p.first, p.lo, p.hi, p.j0, w.astype(scratch.dtype), scale,
                     scratch, u0, units, total, squares, peak)

@@ -162,7 +162,8 @@ class CountsReader:
             if not ready:
                 self._decode(i, j, cache.bufs[slot], cache.scratch)
             order.append(slot)
-        return Pieces(cache.bufs, order, self.rows, first_chunk * self.rows - t0, u0 - j * self.width)
+        return Pieces(cache.bufs, order, self.rows, first_chunk * self.rows - t0, max(0, t0 - halo) - t0,
+                      min(self.n_bins, t1 + halo) - t0, u0 - j * self.width)
 
     def _decode(self, i: int, j: int, buf: np.ndarray, scratch: np.ndarray | None) -> None:
         """Chunk ``(i, j)`` into ``buf``, unit-major; with coarser bins, decoded into
