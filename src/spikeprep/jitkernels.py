@@ -11,7 +11,6 @@ import numpy as np
 __all__ = ["scatter_units", "summarise_units"]
 
 
-
 def _can_cache() -> bool:
     """Whether numba can keep the compiled loops on disk, beside this file or in the
     user's cache folder. If neither is writable (a read-only install and home), numba
@@ -111,8 +110,9 @@ def summarise_units(bufs: np.ndarray, words: np.ndarray, order: np.ndarray, rows
                     total: np.ndarray, squares: np.ndarray, peak: np.ndarray) -> None:
     """Add each of ``units`` units' sum and sum of squares (float64) of its rates over
     the ``len(col)`` output rows to ``total[u0 + j]`` and ``squares[u0 + j]``, and raise
-    ``peak[u0 + j]`` to their maximum. The rates are made in ``col`` (a reused float32 buffer), then multiplied
-    by ``scale`` (edge correction; empty for none) as float32, as the windows are.
+    ``peak[u0 + j]`` to their maximum. The rates are made in ``col`` (a reused float32
+    buffer), then multiplied by ``scale`` (edge correction; empty for none) as float32, as
+    the windows are.
     Eight running sums per unit, in a fixed order: the same bits on every run.
     """
     one, found, hits = np.zeros(1, col.dtype), np.empty(rows + 8, np.int64), np.empty(rows + 8, np.int64)

