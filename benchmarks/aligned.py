@@ -43,6 +43,16 @@ t = time.perf_counter()
 stats = s.conditionwise_spike_statistics(ids)
 RESULT = {{"method_s": time.perf_counter() - t, "rows": len(stats)}}
 """
+# The same timed calls in both processes, ours and AllenSDK's (the scripts' {timing}).
+TIMED_CALLS = """\
+t = time.perf_counter()
+for _ in range({repeat}):
+    counts = s.presentationwise_spike_counts(np.arange(-0.05, 0.3, 0.005), ids, units)
+t_counts = time.perf_counter() - t
+t = time.perf_counter()
+for _ in range({repeat}):
+    stats = s.conditionwise_spike_statistics(ids, units)
+"""
 OURS_SMALL = """
 import time
 import numpy as np
@@ -52,14 +62,7 @@ ids = s.get_stimulus_table("{stim}").index
 units = s.units.index
 s.spike_trains  # read once, as AllenSDK's spike_times below
 s.presentationwise_spike_counts([0.0, 0.005], ids[:1], units[:1])  # imports xarray (AllenSDK has already)
-t = time.perf_counter()
-for _ in range({repeat}):
-    counts = s.presentationwise_spike_counts(np.arange(-0.05, 0.3, 0.005), ids, units)
-t_counts = time.perf_counter() - t
-t = time.perf_counter()
-for _ in range({repeat}):
-    stats = s.conditionwise_spike_statistics(ids, units)
-RESULT = {{"counts_s": t_counts, "stats_s": time.perf_counter() - t}}
+{timing}RESULT = {{"counts_s": t_counts, "stats_s": time.perf_counter() - t}}
 """
 SDK_SMALL = """
 import json, time, warnings
@@ -73,14 +76,7 @@ p = s.stimulus_presentations
 ids = p[p.stimulus_name == "{stim}"].index
 units = s.units.index
 s.spike_times
-t = time.perf_counter()
-for _ in range({repeat}):
-    counts = s.presentationwise_spike_counts(np.arange(-0.05, 0.3, 0.005), ids, units)
-t_counts = time.perf_counter() - t
-t = time.perf_counter()
-for _ in range({repeat}):
-    stats = s.conditionwise_spike_statistics(ids, units)
-print("@@SDK@@" + json.dumps({{"counts_s": t_counts, "stats_s": time.perf_counter() - t}}))
+{timing}print("@@SDK@@" + json.dumps({{"counts_s": t_counts, "stats_s": time.perf_counter() - t}}))
 """
 
 
@@ -106,7 +102,8 @@ def against_allensdk(stim: str = "natural_scenes") -> None:
     shutil.rmtree(out, ignore_errors=True)
     sid = measure(EXPORT.format(path=str(REFERENCE), out=str(out)), "spikeprep export of the reference (setup)")["value"]
     print(f"\n{stim} on {REFERENCE.name}, counts (-0.05…0.3 s, 5 ms) + condition statistics, x5 (= 300 units):")
-    ours = measure(OURS_SMALL.format(out=str(out), sid=sid, stim=stim, repeat=5), "spikeprep")["value"]
+    timing = TIMED_CALLS.format(repeat=5)
+    ours = measure(OURS_SMALL.format(out=str(out), sid=sid, stim=stim, timing=timing), "spikeprep")["value"]
     print(f"    counts {ours['counts_s']:.3f} s, condition statistics {ours['stats_s']:.3f} s")
     if not python or not Path(python).exists():
         print("    AllenSDK: set SPIKEPREP_ALLENSDK_PYTHON to a Python with allensdk==2.16.2 to compare")
@@ -114,7 +111,7 @@ def against_allensdk(stim: str = "natural_scenes") -> None:
     import json
     import subprocess
 
-    p = subprocess.run([python, "-c", SDK_SMALL.format(path=str(REFERENCE), stim=stim, repeat=5)],
+    p = subprocess.run([python, "-c", SDK_SMALL.format(path=str(REFERENCE), stim=stim, timing=timing)],
                        capture_output=True, text=True)
     line = [x for x in p.stdout.splitlines() if x.startswith("@@SDK@@")]
     if p.returncode != 0 or not line:
