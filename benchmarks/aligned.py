@@ -29,13 +29,13 @@ assert r.ok, r.message
 RESULT = r.session_id
 """
 ALIGN = """
-from spikeprep.alignstore import align_session
+from spikeprep.analysis.aligned_store import align_session
 r = align_session({out!r}, {sid}, "natural_scenes", (-0.05, 0.3), 0.005, force=True)
 RESULT = r
 """
 CONDSTATS = """
 import time
-from spikeprep.align import open_session
+from spikeprep.analysis.session import open_session
 s = open_session({out!r}, {sid})
 ids = s.get_stimulus_table("natural_scenes").index
 s.spike_trains  # read every spike time once (also timed in the total)
@@ -56,7 +56,7 @@ for _ in range({repeat}):
 OURS_SMALL = """
 import time
 import numpy as np
-from spikeprep.align import open_session
+from spikeprep.analysis.session import open_session
 s = open_session({out!r}, {sid})
 ids = s.get_stimulus_table("{stim}").index
 units = s.units.index

@@ -13,7 +13,7 @@ NOTEBOOK = """
 import sys, time
 sys.path.insert(0, {tests!r})
 import numpy as np, pandas as pd
-from spikeprep.nwb import read_session
+from spikeprep.io.nwb import read_session
 trains = read_session({path!r}).spikes.to_dict()
 t = time.perf_counter()
 from notebook_reference import get_firing_rates
@@ -23,9 +23,9 @@ RESULT = time.perf_counter() - t
 """
 WRITE = """
 import time
-from spikeprep.nwb import SpikeReader
-from spikeprep.rates import make_grid
-from spikeprep.ratestore import write_counts
+from spikeprep.io.nwb import SpikeReader
+from spikeprep.rates.binning import make_grid
+from spikeprep.rates.store import write_counts
 t = time.perf_counter()
 with SpikeReader({path!r}) as spikes:  # streams from the file: one block of units in memory
     write_counts(spikes, {store!r}, make_grid(spikes))
@@ -33,7 +33,7 @@ RESULT = time.perf_counter() - t
 """
 WINDOW = """
 import time
-from spikeprep.ratestore import lazy_rates
+from spikeprep.rates.store import lazy_rates
 r = lazy_rates({store!r})
 t = time.perf_counter()
 w = r.sel(time=slice({t0}, {t0} + 600 - 1e-9)).values  # 120,000 bins
@@ -41,7 +41,7 @@ RESULT = [time.perf_counter() - t, list(w.shape)]
 """
 UNIT = """
 import time
-from spikeprep.ratestore import lazy_rates
+from spikeprep.rates.store import lazy_rates
 r = lazy_rates({store!r})
 t = time.perf_counter()
 w = r.isel(unit_id=1400).values
@@ -49,8 +49,8 @@ RESULT = [time.perf_counter() - t, list(w.shape)]
 """
 ONE_PROCESS = """
 import statistics, time, zarr
-from spikeprep.ratestore import lazy_rates
-from spikeprep.ratestats import rates_correlation, rates_mean, rates_summary
+from spikeprep.rates.store import lazy_rates
+from spikeprep.analysis.rate_summaries import rates_correlation, rates_mean, rates_summary
 z = zarr.open_group({store!r}, mode="r")["counts"]
 r = lazy_rates({store!r})
 out = {{}}
@@ -79,7 +79,7 @@ out["correlation"] = timed(lambda: rates_correlation({store_out!r}, {sid}, 3000.
 RESULT = out
 """
 SUMMARY_ALONE = """
-from spikeprep.ratestats import rates_summary
+from spikeprep.analysis.rate_summaries import rates_summary
 rates_summary({store_out!r}, {sid})
 """
 DASK_MEAN = """
@@ -90,7 +90,7 @@ RESULT = time.perf_counter() - t
 """
 PYNAPPLE = """
 import time, numpy as np, pynapple as nap
-from spikeprep.nwb import read_session
+from spikeprep.io.nwb import read_session
 s = read_session({path!r})
 t = time.perf_counter()
 ts = nap.TsGroup({{int(u): nap.Ts(s.spikes[i]) for i, u in enumerate(s.spikes.unit_ids)}})

@@ -20,7 +20,7 @@ RESULT = [time.perf_counter() - t0, t.nbytes]
 BASELINE = "import numpy, pandas, h5py, spikeprep.nwb\nRESULT = 0"
 OURS = """
 import time
-from spikeprep.nwb import read_session
+from spikeprep.io.nwb import read_session
 t0 = time.perf_counter()
 s = read_session({path!r})
 RESULT = [time.perf_counter() - t0, s.spikes.times.nbytes]

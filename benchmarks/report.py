@@ -11,14 +11,14 @@ from common import DATA, full_scale_session, measure
 
 EXPORT = """
 from spikeprep.pipeline import export_file
-from spikeprep.qcreport import run_qc
+from spikeprep.report.qc import run_qc
 r = export_file({path!r}, {out!r})
 assert r.ok, r.message
 run_qc({out!r}, echo=lambda line: None)
 RESULT = r.session_id
 """
 REPORT = """
-from spikeprep.report import write_reports
+from spikeprep.report.pages import write_reports
 pages = write_reports({out!r})
 RESULT = [p.stat().st_size for p in pages]
 """

@@ -20,7 +20,7 @@ from http_bucket import Bucket  # noqa: E402  (the tests' loopback bucket)
 
 EXPORT = """
 from spikeprep.pipeline import export_file
-from spikeprep.remote import HttpSource
+from spikeprep.io.remote import HttpSource
 src = {source}
 r = export_file(src, {out!r})
 assert r.ok, r.message
@@ -29,7 +29,7 @@ RESULT = r.session_id
 SAME = """
 import glob
 import numpy as np, pyarrow.parquet as pq, zarr
-from spikeprep.outputs import OUTPUTS
+from spikeprep.export.outputs import OUTPUTS
 a, b = glob.glob({a!r} + "/session_*")[0], glob.glob({b!r} + "/session_*")[0]
 for o in OUTPUTS.values():
     if o.file.endswith(".parquet"):

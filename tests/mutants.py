@@ -177,7 +177,7 @@ def judge(mutant: Path, out: Path, timeout: float = 60.0) -> tuple[bool, str]:
     err = [line for line in p.stderr.splitlines() if line.strip()]
     complete = list(out.glob("session_*/session.json"))
     if p.returncode == 0:
-        from spikeprep.verify import verify_out
+        from spikeprep.export.verify import verify_out
 
         problems, _ = verify_out(out)
         return (not problems and len(complete) == 1), "exported" + (f" but {problems[0]}" if problems else "")

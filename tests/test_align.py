@@ -12,13 +12,13 @@ import pytest
 import xarray as xr
 
 import spikeprep
-from spikeprep.align import AlignmentError, open_session
-from spikeprep.alignment import aligned_counts, aligned_spike_times, condition_statistics, interval_means, window_counts
-from spikeprep.alignstore import align_session, aligned_paths
-from spikeprep.layout import SessionFolder
+from spikeprep.analysis.session import AlignmentError, open_session
+from spikeprep.analysis.alignment import aligned_counts, aligned_spike_times, condition_statistics, interval_means, window_counts
+from spikeprep.analysis.aligned_store import align_session, aligned_paths
+from spikeprep.export.layout import SessionFolder
 from spikeprep.pipeline import align_many, export_file
-from spikeprep.session import SpikeTrains
-from spikeprep.stimulus import condition_ids
+from spikeprep.core.model import SpikeTrains
+from spikeprep.core.stimulus import condition_ids
 from spikeprep.synthetic import SynthSpec, write_session
 
 from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
@@ -272,7 +272,7 @@ def test_align_writes_what_the_api_returns_and_skips_on_rerun(small) -> None:
     assert align_session(out, sid, "natural_scenes", (-0.05, 0.3), 0.005)["status"] == "skipped"
     assert align_session(out, sid, "natural_scenes", (-0.1, 0.3), 0.005)["status"] == "aligned"
     assert not [p for p in zarr_path.parent.iterdir() if p.name.startswith(".")]
-    from spikeprep.verify import verify_out
+    from spikeprep.export.verify import verify_out
 
     assert verify_out(out)[0] == []
     table_path.unlink()

@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 
 import spikeprep
-from spikeprep import outputs
-from spikeprep.annotate import DERIVED_COLUMNS, FRONT_COLUMNS, UNIT_COLUMNS
-from spikeprep.layout import SCHEMA_VERSION, SessionFolder, SessionRecord
-from spikeprep.options import ExportOptions, option_fields
+from spikeprep.export import outputs
+from spikeprep.export.annotate import DERIVED_COLUMNS, FRONT_COLUMNS, UNIT_COLUMNS
+from spikeprep.export.layout import SCHEMA_VERSION, SessionFolder, SessionRecord
+from spikeprep.core.options import ExportOptions, option_fields
 from spikeprep.pipeline import export_file
-from spikeprep.readers import open_output
+from spikeprep.export.readers import open_output
 from spikeprep.synthetic import SynthSpec, write_session
-from spikeprep.tables import column_units, markdown_table
-from spikeprep.verify import verify_out
+from spikeprep.export.tables import column_units, markdown_table
+from spikeprep.export.verify import verify_out
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "spikeprep"
@@ -70,7 +70,7 @@ def test_an_older_schema_is_flagged_and_exported_again(tiny: Path, tmp_path: Pat
     (folder / "session.json").write_text(json.dumps(st))
     problems, _ = verify_out(tmp_path)
     assert len(problems) == 1 and f"schema_version {SCHEMA_VERSION - 1}" in problems[0]
-    assert spikeprep.readers.exported_sessions(tmp_path) == []
+    assert spikeprep.export.readers.exported_sessions(tmp_path) == []
     again = export_file(tiny, tmp_path)
     assert again.status == "exported"  # not skipped
     assert folder.read_record().schema_version == SCHEMA_VERSION and verify_out(tmp_path) == ([], 1)
@@ -105,7 +105,7 @@ def test_units_parquet_carries_units_of_measure(tiny: Path, tmp_path: Path) -> N
 
 def test_readme_column_table_is_generated_from_the_declarations() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert markdown_table(UNIT_COLUMNS) in readme, "regenerate with: python -m spikeprep.annotate"
+    assert markdown_table(UNIT_COLUMNS) in readme, "regenerate with: python -m spikeprep.export.annotate"
 
 
 def test_every_option_has_a_flag_with_help_and_default() -> None:
@@ -133,51 +133,81 @@ def test_a_folder_given_as_nwb_file(tmp_path: Path) -> None:
     assert r.status == "failed" and r.message == f"{tmp_path}: is a folder, not an NWB file"
 
 
-# Modules by layer: a module imports only from layers below its own.
-LAYERS = [
-    {"errors", "jitkernels"},
-    {"options", "source", "session", "smoothing"},
-    {"layout", "tables", "rates", "layers", "catalog", "fetch", "stimulus", "alignment", "storechunks"},
-    {"remote"},
-    {"qc", "nwb", "ratestore", "summary", "legacy", "bucket"},
-    {"annotate", "plots", "synthetic"},
-    {"reportfigs"},
-    {"outputs"},
-    {"export", "readers", "verify"},
-    {"align", "ecosystem", "ratestats"},
-    {"alignstore", "qcreport"},
-    {"report"},
-    {"pipeline"},
-    {"demo"},
-    {"cli", "__init__"},
-]
+# Packages by layer: each may import only the packages named here (and itself). The
+# top-level modules (pipeline, demo, cli) may import any package, in that order.
+PACKAGES = {
+    "core": set(),
+    "io": {"core"},
+    "rates": {"core"},
+    "export": {"core", "io", "rates"},
+    "analysis": {"core", "io", "rates", "export"},
+    "report": {"core", "io", "rates", "export", "analysis"},
+    "synthetic": {"core", "io"},
+}
+TOP = ["__init__", "pipeline", "demo", "cli"]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts)
 
 
 def _imports(path: Path) -> set[str]:
+    """Absolute names (below spikeprep) of the spikeprep modules a file imports."""
+    here = _module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    package = [p for p in package if p != "__init__"]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = package[: len(package) - (node.level - 1)]
             if node.module:
-                found.add(node.module.split(".")[0])
+                found.add(".".join(base + node.module.split(".")))
             else:
-                found.update(a.name for a in node.names)
+                found.update(".".join(base + [a.name]) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spikeprep."):
+            found.add(node.module.removeprefix("spikeprep."))
     return found
 
 
+def _owner(module: str) -> str:
+    head = module.split(".")[0]
+    return head if head in PACKAGES else module
+
+
+def test_every_module_has_a_room() -> None:
+    for p in PACKAGE.rglob("*.py"):
+        owner = _owner(_module_name(p))
+        assert owner in PACKAGES or owner in TOP, f"{p}: place it in a package of PACKAGES (or TOP)"
+        assert len(p.read_text().splitlines()) <= 520, f"{p} is over ~500 lines: split it"
+    for name in PACKAGES:
+        doc = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text())) or ""
+        assert "May import" in doc, f"{name}/__init__.py must say what it may import"
+
+
 def test_imports_point_down() -> None:
-    level = {m: i for i, layer in enumerate(LAYERS) for m in layer}
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
-    assert modules == set(level), f"place new modules in LAYERS: {modules ^ set(level)}"
-    for p in PACKAGE.glob("*.py"):
-        for target in _imports(p) & set(level) - {"__init__"}:
-            if p.stem == "__init__":
+    for p in PACKAGE.rglob("*.py"):
+        me = _owner(_module_name(p))
+        for target in _imports(p):
+            other = _owner(target)
+            if other in (me, "__version__"):  # the root package's version is everyone's
                 continue
-            assert level[target] < level[p.stem], f"{p.stem} imports {target}: not downward"
+            if me in PACKAGES:
+                assert other in PACKAGES[me], f"{_module_name(p)} imports {target}: {me} may import only {PACKAGES[me]}"
+            elif other in TOP:
+                assert TOP.index(other) < TOP.index(me), f"{me} imports {other}: not downward"
+
+
+def test_the_reader_knows_no_http() -> None:
+    """The NWB reader takes a Source; only io.resolve (and io.remote) know about URLs."""
+    for name in ("nwb", "nwb_tables"):
+        imported = _imports(PACKAGE / "io" / f"{name}.py")
+        assert not imported & {"io.remote", "io.resolve", "io.download"}, (name, imported)
 
 
 def test_no_file_name_literal_outside_the_registry() -> None:
     names = re.compile(r'"(units|spike_times|stimulus|running)\.parquet"|"binned\.zarr"|"session\.json"')
-    for p in PACKAGE.glob("*.py"):
+    for p in PACKAGE.rglob("*.py"):
         if p.stem in ("outputs", "layout"):
             continue
         code = [line for line in p.read_text().splitlines() if not line.lstrip().startswith((">>>", "..."))]

@@ -13,7 +13,7 @@ import pytest
 import spikeprep
 from spikeprep.pipeline import export_file
 from spikeprep.synthetic import SynthSpec, write_session
-from spikeprep.tables import column_units
+from spikeprep.export.tables import column_units
 
 SPECS = [SynthSpec(n_units=30, duration=60.0, n_probes=3, seed=s) for s in (101, 102)]
 

@@ -16,14 +16,14 @@ import pytest
 import xarray as xr
 
 import spikeprep
-from spikeprep.layout import SessionFolder
-from spikeprep.nwb import read_session
-from spikeprep.options import ExportOptions
+from spikeprep.export.layout import SessionFolder
+from spikeprep.io.nwb import read_session
+from spikeprep.core.options import ExportOptions
 from spikeprep.pipeline import export_file, export_many
-from spikeprep.qcreport import run_qc
-from spikeprep.source import LocalFile
+from spikeprep.report.qc import run_qc
+from spikeprep.io.source import LocalFile
 from spikeprep.synthetic import SynthSpec, write_session
-from spikeprep.verify import verify_out
+from spikeprep.export.verify import verify_out
 
 from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
 
@@ -56,7 +56,7 @@ def is_complete(out: Path, sid: int, options: ExportOptions, nwb: Path) -> bool:
 
 
 def test_contract_files_and_session_json(exported, small_nwb: Path) -> None:
-    from spikeprep.layout import SCHEMA_VERSION
+    from spikeprep.export.layout import SCHEMA_VERSION
 
     out, sid = exported
     d = session_dir(out, sid)
@@ -244,7 +244,7 @@ def test_qc_outputs(exported) -> None:
 
 
 def test_qc_figure_axes(exported) -> None:
-    from spikeprep.plots import build_isi_figure
+    from spikeprep.report.plots import build_isi_figure
 
     out, _ = exported
     per_unit = pd.read_parquet(out / "qc" / "isi_violations.parquet") if (out / "qc").exists() else None
@@ -272,7 +272,7 @@ def test_existing_scheduler(tmp_path: Path, synth_dir: Path) -> None:
 
 
 def test_qc_reuses_stored_metrics_and_recomputes_for_another_threshold(exported, monkeypatch: pytest.MonkeyPatch) -> None:
-    import spikeprep.qcreport as pipeline
+    import spikeprep.report.qc as pipeline
 
     out, sid = exported
     stored = spikeprep.open_units(out, sid)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from spikeprep import fetch
-from spikeprep.errors import DownloadError
-from spikeprep.fetch import download_file, session_nwb_path
-from spikeprep.bucket import download_sessions, session_table
+from spikeprep.io import download as fetch
+from spikeprep.core.errors import DownloadError
+from spikeprep.io.download import download_file, session_nwb_path
+from spikeprep.io.bucket import download_sessions, session_table
 from spikeprep.pipeline import run_sessions
 from spikeprep.synthetic import SynthSpec, write_bucket
 
@@ -118,7 +118,7 @@ def test_md5_etag_mismatch_is_refused(bucket: Bucket, tmp_path: Path, monkeypatc
     assert not (tmp_path / "f.nwb").exists()
 
 
-_SCRIPT = "import sys; from spikeprep.fetch import download_file; download_file(sys.argv[1], sys.argv[2], timeout=5)"
+_SCRIPT = "import sys; from spikeprep.io.download import download_file; download_file(sys.argv[1], sys.argv[2], timeout=5)"
 
 
 def test_kill_9_during_download_then_resume(bucket_dir: Path, tmp_path: Path) -> None:
@@ -161,8 +161,8 @@ def test_session_table_and_offline(bucket: Bucket, bucket_dir: Path, tmp_path: P
         assert c in table.columns, c
     assert "genotype" not in table and "has_nwb" not in table
     assert (table["probe_count"] == 2).all() and (table["channel_count"] == 768).all()
-    from spikeprep.nwb import read_session
-    from spikeprep.qc import passes_allen_qc
+    from spikeprep.io.nwb import read_session
+    from spikeprep.export.qc import passes_allen_qc
 
     s = read_session(bucket_dir / PATH.lstrip("/"))
     assert table.loc[SID, "unit_count"] == passes_allen_qc(s.units).sum()

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spikeprep.layers import add_layers, layer_of_depth
-from spikeprep.nwb import read_session
-from spikeprep.qc import is_rs, isi_metrics, notebook_selection, passes_allen_qc, session_summary
-from spikeprep.session import SpikeTrains
+from spikeprep.core.anatomy import add_layers, layer_of_depth
+from spikeprep.io.nwb import read_session
+from spikeprep.export.qc import is_rs, isi_metrics, notebook_selection, passes_allen_qc, session_summary
+from spikeprep.core.model import SpikeTrains
 
 from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
 
@@ -140,7 +140,7 @@ def test_llobet_contamination_hand_computed() -> None:
     n_v, n, duration, t_r = 10, 1000, 100.0, 0.0015
     assert m.loc[1, "isi_violations_recomputed"] == pytest.approx(n_v * duration / (2 * n**2 * t_r))
     assert m.loc[1, "rp_contamination"] == pytest.approx(1 - np.sqrt(1 - n_v * duration / (n**2 * t_r)))
-    from spikeprep.qc import llobet_contamination
+    from spikeprep.export.qc import llobet_contamination
 
     assert np.isnan(llobet_contamination(np.array([0.6]))[0]) and llobet_contamination(np.array([0.0]))[0] == 0.0
 

@@ -121,7 +121,7 @@ def test_synth_gives_each_file_its_own_session_and_force_replaces(tmp_path: Path
     run = [sys.executable, "-m", "spikeprep.cli", "synth"]
     for name in ("a.nwb", "b.nwb"):
         assert subprocess.run(run + [str(tmp_path / name), "--units", "10", "--duration", "20"]).returncode == 0
-    from spikeprep.nwb import peek_session_id
+    from spikeprep.io.nwb import peek_session_id
 
     assert peek_session_id(tmp_path / "a.nwb") != peek_session_id(tmp_path / "b.nwb")
     before = (tmp_path / "a.nwb").stat().st_mtime_ns
@@ -131,7 +131,7 @@ def test_synth_gives_each_file_its_own_session_and_force_replaces(tmp_path: Path
 
 def test_demo_follows_new_settings(tmp_path: Path) -> None:
     from spikeprep.demo import run_demo
-    from spikeprep.readers import open_units
+    from spikeprep.export.readers import open_units
 
     assert run_demo(tmp_path, n_units=12, duration=30.0, n_probes=1) == 0
     assert run_demo(tmp_path, n_units=15, duration=30.0, n_probes=1) == 0
@@ -151,13 +151,13 @@ def test_qc_says_which_folder_it_leaves_out(ws: Path, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- the Python API
 def test_api_mistakes_name_the_problem(ws: Path) -> None:
-    from spikeprep.align import AlignmentError, open_session
-    from spikeprep.errors import NWBFormatError, SpikeprepError
-    from spikeprep.nwb import read_session
-    from spikeprep.options import ExportOptions
-    from spikeprep.rates import make_grid
-    from spikeprep.readers import open_units
-    from spikeprep.session import SpikeTrains
+    from spikeprep.analysis.session import AlignmentError, open_session
+    from spikeprep.core.errors import NWBFormatError, SpikeprepError
+    from spikeprep.io.nwb import read_session
+    from spikeprep.core.options import ExportOptions
+    from spikeprep.rates.binning import make_grid
+    from spikeprep.export.readers import open_units
+    from spikeprep.core.model import SpikeTrains
 
     with pytest.raises(NWBFormatError, match="is a folder, not an NWB file"):
         read_session(ws / "empty")
@@ -174,7 +174,7 @@ def test_api_mistakes_name_the_problem(ws: Path) -> None:
 
 
 def test_an_interrupted_dask_export_leaves_no_temporary(ws: Path, tmp_path: Path) -> None:
-    from spikeprep.layout import OutFolder
+    from spikeprep.export.layout import OutFolder
 
     out = tmp_path / "o"
     orphan = out / f".tmp-session_{SID}-999999-deadbeef"
@@ -188,8 +188,8 @@ def test_an_interrupted_dask_export_leaves_no_temporary(ws: Path, tmp_path: Path
 
 
 def test_exact_edges_with_sample_rounded_times() -> None:
-    from spikeprep.rates import Grid, bin_counts, make_grid
-    from spikeprep.session import SpikeTrains
+    from spikeprep.rates.binning import Grid, bin_counts, make_grid
+    from spikeprep.core.model import SpikeTrains
 
     g = Grid(0.005, 0.0, 900.0)
     edges = g.edges()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spikeprep.nwb import read_session
+from spikeprep.io.nwb import read_session
 
 from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
 

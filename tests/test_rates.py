@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 from scipy.ndimage import convolve1d
 
-from spikeprep.nwb import read_session
-from spikeprep.rates import Grid, Kernel, bin_counts, count_dtype, gaussian_kernel, make_grid, smooth_counts
-from spikeprep.ratestore import firing_rates, lazy_rates, write_counts
-from spikeprep.session import SpikeTrains
+from spikeprep.io.nwb import read_session
+from spikeprep.rates.binning import Grid, Kernel, bin_counts, count_dtype, gaussian_kernel, make_grid, smooth_counts
+from spikeprep.rates.store import firing_rates, lazy_rates, write_counts
+from spikeprep.core.model import SpikeTrains
 from spikeprep.synthetic import SynthSpec, write_session
 
 from .notebook_reference import get_firing_rates
@@ -184,7 +184,7 @@ def test_compiled_smoothing_equals_dense_adds_bit_for_bit(count_type: type, out_
 def test_pieces_cut_anywhere_give_the_same_bits(rows: int) -> None:
     """Counts cut into pieces of any length, held in buffer rows in any order, with the
     output block anywhere inside them: the same bits as one piece."""
-    from spikeprep.smoothing import Pieces, as_piece, smooth_into
+    from spikeprep.rates.smoothing import Pieces, as_piece, smooth_into
 
     rng = np.random.default_rng(rows)
     counts = ((rng.random((2000, 6)) < 0.05) * rng.integers(1, 4, (2000, 6))).astype(np.uint8)
@@ -251,7 +251,7 @@ def test_empty_units_and_smooth_shape() -> None:
 
 
 def test_store_streamed_from_the_file_equals_the_one_from_memory(small_nwb: Path, tmp_path: Path) -> None:
-    from spikeprep.nwb import SpikeReader
+    from spikeprep.io.nwb import SpikeReader
 
     spikes = read_session(small_nwb).spikes
     mem = write_counts(spikes, tmp_path / "mem.zarr", make_grid(spikes), chunks=(7000, 16))
@@ -263,7 +263,7 @@ def test_store_streamed_from_the_file_equals_the_one_from_memory(small_nwb: Path
 
 
 def test_a_failing_source_leaves_no_store(tmp_path: Path) -> None:
-    from spikeprep.errors import NWBFormatError
+    from spikeprep.core.errors import NWBFormatError
 
     class Corrupt(SpikeTrains):
         def block(self, a: int, b: int) -> SpikeTrains:
@@ -294,7 +294,7 @@ def test_store_widens_the_type_when_a_bin_overflows_uint8(tmp_path: Path) -> Non
 def test_coarser_bins_at_read_time(store, factor: int) -> None:
     import zarr
 
-    from spikeprep.storechunks import CountsReader
+    from spikeprep.rates.chunks import CountsReader
 
     path, s, _ = store
     reader = CountsReader(path, zarr.open_group(str(path), mode="r")["counts"], factor)
@@ -314,7 +314,7 @@ def test_whole_session_summaries_equal_the_materialised_rates(kw: dict, tmp_path
     whole rate matrix smoothed at once."""
     import spikeprep
     from spikeprep.pipeline import export_file
-    from spikeprep.ratestats import rates_mean, rates_summary
+    from spikeprep.analysis.rate_summaries import rates_mean, rates_summary
 
     nwb = synth_dir / "stats.nwb"
     if not nwb.exists():
@@ -340,7 +340,7 @@ def test_stores_of_another_layout_are_read_through_zarr_with_the_same_bits(store
     any other store, e.g. one written by another tool in format 3, is read through Zarr."""
     import zarr
 
-    from spikeprep.storechunks import CountsReader
+    from spikeprep.rates.chunks import CountsReader
 
     path, s, _ = store
     src = zarr.open_group(str(path), mode="r")
@@ -358,7 +358,7 @@ def test_stores_of_another_layout_are_read_through_zarr_with_the_same_bits(store
 def test_correlation_matrix_equals_numpy_on_the_materialised_rates(tmp_path: Path, synth_dir: Path) -> None:
     import spikeprep
     from spikeprep.pipeline import export_file
-    from spikeprep.ratestats import rates_correlation
+    from spikeprep.analysis.rate_summaries import rates_correlation
 
     nwb = synth_dir / "stats.nwb"
     if not nwb.exists():
@@ -392,8 +392,8 @@ from numba.core import caching
 impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")  # (renamed across numba versions)
 impl._locator_classes = []  # as if no folder were writable
 import numpy as np
-from spikeprep import jitkernels
-from spikeprep.rates import Kernel, smooth_counts
+from spikeprep.rates import jit as jitkernels
+from spikeprep.rates.binning import Kernel, smooth_counts
 assert jitkernels._CACHE is False
 x = np.zeros((50, 2), np.uint8); x[10, 0] = 2; x[0, 1] = 1
 r = smooth_counts(x, Kernel(), 0.005)

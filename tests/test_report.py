@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from spikeprep.pipeline import export_file
-from spikeprep.qcreport import run_qc
-from spikeprep.report import methods_text, write_reports
+from spikeprep.report.qc import run_qc
+from spikeprep.report.pages import methods_text, write_reports
 from spikeprep.synthetic import SynthSpec, write_session
 
 from .conftest import reference_nwb
@@ -64,7 +64,7 @@ def test_session_page_holds_every_section(reported: Path) -> None:
 def test_methods_paragraph_names_versions_and_parameters(reported: Path) -> None:
     import h5py
 
-    from spikeprep.layout import OutFolder
+    from spikeprep.export.layout import OutFolder
 
     sid = OutFolder(reported).exported()[0]
     rec = OutFolder(reported).session(sid).read_record()
@@ -76,7 +76,7 @@ def test_methods_paragraph_names_versions_and_parameters(reported: Path) -> None
 def test_qc_figure_axes_for_one_session(reported: Path) -> None:
     import pandas as pd
 
-    from spikeprep.plots import build_isi_figure
+    from spikeprep.report.plots import build_isi_figure
 
     per_unit = pd.read_parquet(reported / "qc" / "isi_violations.parquet")
     summary = pd.read_csv(reported / "qc" / "isi_summary.csv").iloc[:1]

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from spikeprep.layout import SessionFolder
-from spikeprep.outputs import OUTPUTS
+from spikeprep.export.layout import SessionFolder
+from spikeprep.export.outputs import OUTPUTS
 from spikeprep.pipeline import export_file, run_sessions
-from spikeprep.remote import HttpSource
+from spikeprep.io.remote import HttpSource
 from spikeprep.synthetic import SynthSpec, write_bucket, write_session
 
 from .http_bucket import Bucket

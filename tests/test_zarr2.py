@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeprep.alignstore import align_session, aligned_paths
-from spikeprep.layout import SessionFolder
+from spikeprep.analysis.aligned_store import align_session, aligned_paths
+from spikeprep.export.layout import SessionFolder
 from spikeprep.pipeline import export_file
 from spikeprep.synthetic import SynthSpec, write_session
 

@@ -33,7 +33,7 @@ def _fail(message: str) -> None:
 def cmd_synth(a: argparse.Namespace) -> int:
     import zlib
 
-    from .synthetic import SynthSpec, check_spec, write_session
+    from .synthetic.writer import SynthSpec, check_spec, write_session
 
     out = Path(a.output)
     if out.exists() and not a.force:
@@ -55,13 +55,14 @@ def cmd_synth(a: argparse.Namespace) -> int:
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
-    from .summary import describe
-    from .nwb import read_session
+    from .io.nwb import read_session
+    from .io.resolve import open_source
+    from .report.inspect import describe
 
     status = EXIT_OK
     for p in a.files:
         try:
-            print(describe(read_session(p)))
+            print(describe(read_session(open_source(p))))
         except Exception as exc:
             if a.verbose:
                 traceback.print_exc()
@@ -72,7 +73,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
 def _options(a: argparse.Namespace):
     """The ExportOptions the flags ask for; a bad value is a usage error naming its flag."""
-    from .options import ExportOptions, option_fields
+    from .core.options import ExportOptions, option_fields
 
     flags = {f.name: f.flag for f in option_fields()}
     try:
@@ -145,7 +146,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 def cmd_qc(a: argparse.Namespace) -> int:
     if not a.threshold_ms > 0:
         raise SystemExit(_usage(a, f"--threshold-ms must be a positive number, got {a.threshold_ms:g}"))
-    from .qcreport import run_qc
+    from .report.qc import run_qc
 
     try:
         run_qc(a.out, select=a.select, threshold_ms=a.threshold_ms, progress=not a.quiet)
@@ -159,8 +160,8 @@ def cmd_qc(a: argparse.Namespace) -> int:
 
 
 def cmd_align(a: argparse.Namespace) -> int:
-    from .align import AlignmentError
-    from .alignstore import window_edges
+    from .analysis.session import AlignmentError
+    from .analysis.aligned_store import window_edges
 
     try:
         window_edges(tuple(a.window), a.bin_size)
@@ -180,8 +181,8 @@ def cmd_align(a: argparse.Namespace) -> int:
 def cmd_units(a: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .ecosystem import unit_counts
-    from .readers import open_units
+    from .analysis.ecosystem import unit_counts
+    from .export.readers import open_units
 
     units = open_units(a.out)
     units = _where(a, units)
@@ -189,7 +190,7 @@ def cmd_units(a: argparse.Namespace) -> int:
         out = Path(a.output)
         if out.suffix not in (".parquet", ".csv"):
             raise SystemExit(_usage(a, f"--output {out}: name a .parquet or .csv file"))
-        from .layout import atomic_write
+        from .export.layout import atomic_write
 
         atomic_write(out, lambda p: units.to_parquet(p) if out.suffix == ".parquet" else units.to_csv(p))
         print(f"{len(units)} units written to {out}")
@@ -202,7 +203,7 @@ def cmd_units(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .report import write_reports
+    from .report.pages import write_reports
 
     pages = write_reports(a.out, a.session or None, progress=not a.quiet)
     print(f"{len(pages) - 1} session reports and the index: {pages[-1]}")
@@ -210,7 +211,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from .verify import verify_out
+    from .export.verify import verify_out
 
     problems, checked = verify_out(a.out)
     for p in problems:
@@ -222,7 +223,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     _check_out(a, a.out)
     from .demo import run_demo
-    from .synthetic import SynthSpec, check_spec
+    from .synthetic.writer import SynthSpec, check_spec
 
     try:
         check_spec(SynthSpec(n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed))
@@ -236,7 +237,7 @@ def _catalog_kwargs(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sessions(a: argparse.Namespace) -> int:
-    from .bucket import session_table
+    from .io.bucket import session_table
 
     table = session_table(**_catalog_kwargs(a), offline=a.offline)
     table = _where(a, table)
@@ -259,8 +260,8 @@ def _selected_ids(a: argparse.Namespace) -> list[int]:
         raise SystemExit(_usage(a, "give session ids, --all or --where, not several"))
     if not (a.ids or a.all or a.where):
         raise SystemExit(_usage(a, "give session ids, --all or --where QUERY"))
-    from .bucket import session_table
-    from .errors import SpikeprepError
+    from .io.bucket import session_table
+    from .core.errors import SpikeprepError
 
     try:
         table = session_table(**_catalog_kwargs(a))
@@ -295,7 +296,7 @@ def _usage(a: argparse.Namespace, message: str) -> int:
 
 def cmd_download(a: argparse.Namespace) -> int:
     ids = _selected_ids(a)
-    from .bucket import download_sessions
+    from .io.bucket import download_sessions
 
     results = download_sessions(ids, a.cache, base_url=a.base_url, progress=not a.quiet)
     failed = [r for r in results if r.error]
@@ -318,7 +319,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def _export_flags(p: argparse.ArgumentParser) -> None:
-    from .options import option_fields
+    from .core.options import option_fields
 
     p.add_argument("--out", required=True, help="output folder (one session_<id>/ per session)")
     p.add_argument("--force", action="store_true", help="re-export sessions already complete")
@@ -351,7 +352,7 @@ def _selection_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .options import BIN_SIZE_S, ISI_THRESHOLD_MS
+    from .core.options import BIN_SIZE_S, ISI_THRESHOLD_MS
 
     parser = _Parser(prog="spikeprep", description="Allen Visual Coding - Neuropixels sessions to analysis-ready data.")
     parser.add_argument("--version", action="version", version=f"spikeprep {__version__}")

@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .annotate import annotate
-from .bucket import download_sessions, session_table
-from .errors import SpikeprepError
-from .export import write_outputs
-from .layout import OutFolder, SessionFolder
-from .nwb import peek_session_id, streamed_session
-from .options import ExportOptions
-from .qcreport import run_qc
-from .remote import HttpSource, as_source
-from .source import Source, is_url
+from .export.annotate import annotate
+from .io.bucket import download_sessions, session_table
+from .core.errors import SpikeprepError
+from .export.write import write_outputs
+from .export.layout import OutFolder, SessionFolder
+from .io.nwb import peek_session_id, streamed_session
+from .core.options import ExportOptions
+from .report.qc import run_qc
+from .io.remote import HttpSource
+from .io.resolve import open_source
+from .io.source import Source, is_url
 
 __all__ = ["Result", "Outcome", "find_session_files", "export_file", "export_many", "run_sessions", "export_then_qc",
            "run_then_qc", "align_one", "align_many"]
@@ -92,7 +93,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
     ----------
     path : path, URL or Source
         A session NWB file, or its http(s) URL: then only the byte ranges the export
-        needs are fetched (:class:`spikeprep.remote.HttpSource`).
+        needs are fetched (:class:`spikeprep.io.remote.HttpSource`).
     out : path
         The output root.
     options : ExportOptions
@@ -108,7 +109,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
     progress : bool
         A bar over the session's outputs (on a terminal).
     """
-    source = as_source(path, cache)
+    source = open_source(path, cache)
     path = source.location
     t0 = time.perf_counter()
     sid = None
@@ -266,8 +267,8 @@ def _shared_session_ids(paths: Sequence[str]) -> dict[str, Result]:
 
 def align_one(session_id: int, out: str | Path, stimulus: str, window: tuple[float, float], bin_size: float, *,
               force: bool = False, unit_progress: bool = False, verbose: bool = False) -> Result:
-    """:func:`spikeprep.align.align_session` for one session; never raises."""
-    from .alignstore import align_session
+    """:func:`spikeprep.analysis.aligned_store.align_session` for one session; never raises."""
+    from .analysis.aligned_store import align_session
 
     t0 = time.perf_counter()
     where = str(SessionFolder(out, session_id).path)
@@ -303,12 +304,12 @@ def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options
     With ``stream``, a session is exported straight from its URL (only the byte ranges
     it needs), unless ``cache`` already holds the whole file, which goes first.
     """
-    from .fetch import session_nwb_path, session_url
+    from .io.download import session_nwb_path, session_url
 
     results: list[Result] = []
     todo = []
     for sid in ids:
-        local = as_source(session_nwb_path(cache, sid))
+        local = open_source(session_nwb_path(cache, sid))
         if not force and Path(local.location).exists() and SessionFolder(out, sid).is_complete(options.as_dict(),
                                                                                                 local.info()):
             results.append(Result(local.location, sid, "skipped", "already exported"))
@@ -347,7 +348,7 @@ def _local_copy(local: Path, url: str) -> str:
         return url
     import httpx
 
-    from .fetch import remote_info
+    from .io.download import remote_info
 
     try:
         with httpx.Client(timeout=10.0, follow_redirects=True) as client:

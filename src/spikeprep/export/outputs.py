@@ -1,0 +1,229 @@
+"""The registry of what an export writes into ``OUT/session_<id>/``: one declaration per output.
+
+Each :class:`Output` names its file and gives its writer (session → file, returning
+the facts ``session.json`` records about it), its reader and its check (used by
+``spikeprep verify``). Export, verify and the ``open_*`` readers all iterate
+:data:`OUTPUTS`, so a new output is one :func:`declare` call plus its writer and reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .annotate import UNIT_COLUMNS
+from .layout import SessionRecord
+from ..core.options import ExportOptions
+from ..rates.binning import Kernel, make_grid
+from ..core.model import Session, SpikeTrains
+from ..core.stimulus import conditions_table
+from .tables import Column, read_table, table_rows, write_table
+
+__all__ = ["Output", "OUTPUTS", "declare", "table_output", "write_spike_times", "write_binned", "check_output"]
+
+Facts = dict[str, Any]
+_SPIKE_ROWS_PER_GROUP = 1 << 23
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file (or Zarr folder) of an exported session.
+
+    Attributes
+    ----------
+    name : str
+        Key of the output (``session.json``'s ``outputs`` use it).
+    file : str
+        Name inside ``session_<id>/``.
+    write : callable
+        ``write(session, path, options) -> facts``: writes ``path``; ``facts`` (a small
+        dict, e.g. ``{"rows": n}``) go to ``session.json`` under ``outputs[name]``.
+    read : callable
+        ``read(path)`` opens the output (a DataFrame, an xarray Dataset, …).
+    check : callable
+        ``check(path, record) -> problems``: one line per problem, naming the file.
+    columns : tuple of Column
+        Declared columns of a table output.
+    """
+
+    name: str
+    file: str
+    write: Callable[[Session, Path, ExportOptions], Facts]
+    read: Callable[[Path], Any]
+    check: Callable[[Path, SessionRecord], list[str]]
+    columns: tuple[Column, ...] = ()
+
+
+OUTPUTS: dict[str, Output] = {}
+
+
+def declare(output: Output) -> Output:
+    """Add ``output`` to the registry (in writing order)."""
+    OUTPUTS[output.name] = output
+    return output
+
+
+def _check_rows(name: str) -> Callable[[Path, SessionRecord], list[str]]:
+    def check(path: Path, record: SessionRecord) -> list[str]:
+        expected = record.outputs.get(name, {}).get("rows")
+        n = table_rows(path)
+        return [] if n == expected else [f"{path}: {n} rows, session.json says {expected}"]
+    return check
+
+
+def table_output(name: str, file: str, frame: Callable[[Session], pd.DataFrame],
+                 columns: Sequence[Column] = ()) -> Output:
+    """A Parquet table output: ``frame(session)`` written with its declared columns,
+    its row count recorded and checked."""
+    def write(session: Session, path: Path, options: ExportOptions) -> Facts:
+        return {"rows": write_table(frame(session), path, columns)}
+
+    return Output(name, file, write, read_table, _check_rows(name), tuple(columns))
+
+
+def check_output(output: Output, folder: Path, record: SessionRecord) -> list[str]:
+    """Problems of one output of a session folder; missing or unreadable files are named."""
+    path = folder / output.file
+    if not path.exists():
+        return [f"{path}: missing"]
+    try:
+        return output.check(path, record)
+    except Exception as exc:  # an unreadable Parquet or Zarr: report it, don't crash
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return [f"{path}: unreadable ({type(exc).__name__}: {first})"]
+
+
+# ----------------------------------------------------------------------------- spike times
+def write_spike_times(spikes: SpikeTrains, path: Path) -> int:
+    """Long table ``unit_id``, ``time``, grouped by unit, in row groups of ~8 M spikes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([pa.field("unit_id", pa.int64(), metadata={"unit": "", "description": "Allen unit id"}),
+                        pa.field("time", pa.float64(), metadata={"unit": "s", "description": "spike time, session clock"})])
+    with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=["unit_id"],
+                          column_encoding={"time": "BYTE_STREAM_SPLIT"}) as w:
+        for a, b in spikes.blocks(_SPIKE_ROWS_PER_GROUP):
+            block = spikes.block(a, b)
+            ids = np.repeat(block.unit_ids, block.n_spikes)
+            w.write_table(pa.table({"unit_id": ids, "time": block.times}, schema=schema))
+    return int(spikes.offsets[-1])
+
+
+def _check_spike_times(path: Path, record: SessionRecord) -> list[str]:
+    import pyarrow.parquet as pq
+
+    problems = _check_rows("spike_times")(path, record)
+    units = path.with_name(OUTPUTS["units"].file)
+    if units.exists():
+        n_spikes = pq.read_table(units, columns=["n_spikes"]).column(0).to_numpy()
+        if int(n_spikes.sum()) != table_rows(path):
+            problems.append(f"{units}: n_spikes sum to {int(n_spikes.sum())}, {path.name} has {table_rows(path)} rows")
+    return problems
+
+
+# ----------------------------------------------------------------------------- counts store
+def write_binned(session: Session, path: Path, options: ExportOptions) -> Facts:
+    """The exact counts store (and, with ``store_rates``, float32 rates); see
+    :func:`spikeprep.rates.store.write_counts`."""
+    from ..rates.store import write_counts
+
+    grid = make_grid(session.spikes, options.bin_size)
+    kernel = Kernel(options.sigma_bins, options.taps) if options.store_rates else None
+    info = write_counts(session.spikes, path, grid, rates_kernel=kernel)
+    return {**info, "grid": {"bin_size_s": grid.bin_size, "t_start": grid.t_start, "t_stop": grid.t_stop}}
+
+
+def _open_binned(path: Path) -> Any:
+    import xarray as xr
+
+    return xr.open_zarr(path)
+
+
+def _check_binned(path: Path, record: SessionRecord) -> list[str]:
+    import zarr
+
+    facts = record.outputs.get("binned", {})
+    arr = zarr.open_group(str(path), mode="r")["counts"]
+    if list(arr.shape) != list(facts.get("shape", [])):
+        return [f"{path}: shape {list(arr.shape)}, session.json says {facts.get('shape')}"]
+    per_unit = np.zeros(arr.shape[1], dtype=np.int64)
+    step = arr.chunks[0] * 8
+    for a in range(0, arr.shape[0], step):
+        per_unit += arr[a : a + step].sum(axis=0, dtype=np.int64)
+    problems = []
+    if int(per_unit.sum()) != facts.get("total"):
+        problems.append(f"{path}: counts sum to {int(per_unit.sum())}, session.json says {facts.get('total')}")
+    units = path.with_name(OUTPUTS["units"].file)
+    if units.exists():
+        n_spikes = read_table(units)["n_spikes"].to_numpy()
+        if len(n_spikes) == len(per_unit) and (per_unit > n_spikes).any():
+            problems.append(f"{path}: some units have more counts than spikes")
+    return problems
+
+
+# ----------------------------------------------------------------------------- the declarations
+def _with_session(table: pd.DataFrame, session: Session) -> pd.DataFrame:
+    """``table`` with a ``session_id`` column (cross-session queries need no file names).
+    spike_times.parquet has none: Allen unit ids are unique across sessions."""
+    return table.assign(session_id=np.int64(session.session_id))
+
+
+C = Column
+STIMULUS_COLUMNS = (
+    C("stimulus_presentation_id", "int64", "", "0…n−1 over all presentation tables sorted by start_time (AllenSDK's)"),
+    C("start_time", "float64", "s", "presentation onset, session clock"),
+    C("stop_time", "float64", "s", "presentation offset, session clock"),
+    C("stimulus_name", "string", "", "stimulus (drifting_gratings, natural_scenes, …)"),
+    C("stimulus_block", "float64", "", "block number; NaN where the file has none (spontaneous)"),
+    C("duration", "float64", "s", "stop_time − start_time"),
+    C("stimulus_condition_id", "int64", "", "distinct stimulus_name + parameter values, AllenSDK's numbering"),
+    C("is_invalid", "bool", "", "overlaps an invalid interval tagged 'stimulus' (AllenSDK renames these 'invalid_presentation')"),
+    C("session_id", "int64", "", "Allen session id"),
+)
+RUNNING_COLUMNS = (
+    C("start_time", "float64", "s", "start of the running-speed sample"),
+    C("end_time", "float64", "s", "end of the running-speed sample"),
+    C("velocity", "float64", "cm/s", "running speed"),
+    C("session_id", "int64", "", "Allen session id"),
+)
+CHANNEL_COLUMNS = (
+    C("channel_id", "int64", "", "electrode id"),
+    C("probe_id", "int64", "", "probe id"), C("probe_name", "string", "", "probe name"),
+    C("local_index", "int64", "", "channel index on the probe"),
+    C("probe_vertical_position", "int64", "µm", "position along the shank from the tip (larger = shallower)"),
+    C("probe_horizontal_position", "int64", "µm", "position across the shank"),
+    C("region", "string", "", "brain structure acronym (electrode location); null outside the brain"),
+    C("valid_data", "bool", "", "channel marked valid"),
+    C("anterior_posterior_ccf_coordinate", "float64", "µm", "CCF anterior-posterior coordinate"),
+    C("dorsal_ventral_ccf_coordinate", "float64", "µm", "CCF dorsal-ventral coordinate"),
+    C("left_right_ccf_coordinate", "float64", "µm", "CCF left-right coordinate as the file holds it"),
+)
+PROBE_COLUMNS = (
+    C("probe_id", "int64", "", "probe id"), C("name", "string", "", "probe name (probeA … probeF)"),
+    C("sampling_rate", "float64", "Hz", "spike-band sampling rate"),
+    C("lfp_sampling_rate", "float64", "Hz", "LFP sampling rate"),
+    C("has_lfp_data", "bool", "", "an LFP file exists for this probe"),
+)
+INVALID_COLUMNS = (
+    C("start_time", "float64", "s", "start of the invalid interval"),
+    C("stop_time", "float64", "s", "end of the invalid interval"),
+    C("tags", "list<string>", "", "scope (stimulus, probe name, all_probes), id, label"),
+)
+
+declare(table_output("units", "units.parquet", lambda s: s.units.reset_index(), UNIT_COLUMNS))
+declare(Output("spike_times", "spike_times.parquet",
+               lambda s, path, options: {"rows": write_spike_times(s.spikes, path)},
+               read_table, _check_spike_times))
+declare(table_output("stimulus", "stimulus.parquet", lambda s: _with_session(s.stimulus, s), STIMULUS_COLUMNS))
+declare(table_output("stimulus_conditions", "stimulus_conditions.parquet", lambda s: conditions_table(s.stimulus),
+                     STIMULUS_COLUMNS))
+declare(table_output("running", "running.parquet", lambda s: _with_session(s.running, s), RUNNING_COLUMNS))
+declare(table_output("probes", "probes.parquet", lambda s: s.probes.reset_index(), PROBE_COLUMNS))
+declare(table_output("channels", "channels.parquet", lambda s: s.channels.reset_index(), CHANNEL_COLUMNS))
+declare(table_output("invalid_times", "invalid_times.parquet", lambda s: s.invalid_times, INVALID_COLUMNS))
+declare(Output("binned", "binned.zarr", write_binned, _open_binned, _check_binned))

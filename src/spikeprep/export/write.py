@@ -1,0 +1,117 @@
+"""Write one annotated session's folder ``OUT/session_<id>/`` atomically.
+
+Every output declared in :mod:`spikeprep.export.outputs` is written into a temporary folder,
+then ``session.json`` (a :class:`~spikeprep.export.layout.SessionRecord`), then the folder is
+renamed into place (:class:`~spikeprep.export.layout.SessionFolder`). A folder whose record
+says complete is therefore always whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from . import outputs as registry
+from ..core.errors import ExportError
+from .layout import SessionFolder, SessionRecord
+from .legacy import write_legacy
+from ..core.options import ExportOptions
+from ..core.model import Session
+from ..io.source import Source, SourceInfo
+
+__all__ = ["write_outputs", "Timer"]
+
+log = logging.getLogger(__name__)
+
+
+class Timer:
+    """Wall time per named step (s, rounded to ms)."""
+
+    def __init__(self, seconds: dict[str, float] | None = None) -> None:
+        self.seconds = dict(seconds or {})
+
+    def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t, 3)
+
+
+def _invalid_for_json(session: Session) -> list[dict[str, Any]]:
+    return [{"start_time": float(r.start_time), "stop_time": float(r.stop_time), "tags": list(r.tags)}
+            for r in session.invalid_times.itertuples(index=False)]
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
+                  source: Source | None = None, timings: dict[str, float] | None = None,
+                  progress: bool = False) -> SessionRecord:
+    """Write one session's folder under ``out`` atomically and return its record.
+
+    Parameters
+    ----------
+    session : Session
+        Units already annotated (and filtered) by :func:`spikeprep.export.annotate.annotate`.
+    out : path
+        The output root; ``session_<id>`` is created or replaced in it.
+    options : ExportOptions
+    source : Source, optional
+        What the session was read from; its identity (and bytes fetched, read after
+        every output is written) goes to ``session.json`` (default: from the metadata).
+    timings : dict, optional
+        Timings of earlier stages to record (s).
+    progress : bool
+        A bar over the outputs, named as each is written (shown on a terminal only);
+        each output is also logged at INFO with its time.
+
+    Raises
+    ------
+    ExportError
+        The output folder cannot be written (disk full, not a folder, …); nothing is
+        left behind and an earlier export of the session is untouched.
+    """
+    folder = SessionFolder(out, session.session_id)
+    meta = session.metadata
+    timer = Timer(timings)
+    try:
+        with folder.staging() as staged, tqdm(total=len(registry.OUTPUTS), unit="file", leave=False,
+                                              desc=f"session {session.session_id}",
+                                              disable=None if progress else True) as bar:
+            facts = {}
+            for o in registry.OUTPUTS.values():
+                bar.set_postfix_str(o.file)
+                facts[o.name] = timer.step(o.name, lambda o=o: o.write(session, staged / o.file, options))
+                log.info("session %s: %s written in %.2f s", session.session_id, o.file, timer.seconds[o.name])
+                bar.update(1)
+            legacy = timer.step("legacy", lambda: write_legacy(session, folder.out)) if options.legacy_pickle else []
+            record = SessionRecord(
+                session_id=session.session_id,
+                session_type=meta.get("session_type"),
+                spikeprep_version=_version(),
+                source=source.info() if source is not None else SourceInfo(
+                    str(meta.get("source_file", "")), Path(meta.get("source_file", "")).name, meta.get("source_size")),
+                layout=meta.get("layout"),
+                params=options.as_dict(),
+                outputs=facts,
+                counts={"units": len(session.units), "units_in_file": meta.get("n_units"),
+                        "spikes": int(session.spikes.offsets[-1])},
+                subject={k: meta.get(k) for k in ("genotype", "sex", "age", "subject_id")},
+                invalid_times=_invalid_for_json(session),
+                read_warnings=list(meta.get("read_warnings", [])),
+                legacy_files=legacy,
+                timings_s=timer.seconds,
+            )
+            folder.publish(staged, record)
+        return record
+    except OSError as exc:
+        raise ExportError(f"{folder.out}: cannot write session {session.session_id}: {exc.strerror or exc}") from exc
