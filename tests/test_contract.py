@@ -15,7 +15,7 @@ import pytest
 
 import spikeprep
 from spikeprep.export import outputs
-from spikeprep.export.annotate import DERIVED_COLUMNS, FRONT_COLUMNS, UNIT_COLUMNS
+from spikeprep.export.columns import CHANNEL_COLUMNS, DERIVED_COLUMNS, FRONT_COLUMNS, UNIT_COLUMNS
 from spikeprep.export.layout import SCHEMA_VERSION, SessionFolder, SessionRecord
 from spikeprep.core.options import ExportOptions, option_fields
 from spikeprep.pipeline import export_file
@@ -103,9 +103,21 @@ def test_units_parquet_carries_units_of_measure(tiny: Path, tmp_path: Path) -> N
             assert ok, (c.name, col.dtype)
 
 
+def test_unit_and_channel_columns_are_declared_once() -> None:
+    """A unit's channel columns are the channel declarations, as its peak channel has them."""
+    channel = {c.name: c for c in CHANNEL_COLUMNS}
+    shared = [c for c in FRONT_COLUMNS if c.name in channel]
+    assert len(shared) == 9
+    for c in shared:
+        assert (c.dtype, c.unit) == (channel[c.name].dtype, channel[c.name].unit)
+        assert c.meaning == f"peak channel's: {channel[c.name].meaning}"
+    source = (PACKAGE / "export" / "columns.py").read_text()
+    assert source.count('"anterior_posterior_ccf_coordinate", "float64"') == 1
+
+
 def test_readme_column_table_is_generated_from_the_declarations() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert markdown_table(UNIT_COLUMNS) in readme, "regenerate with: python -m spikeprep.export.annotate"
+    assert markdown_table(UNIT_COLUMNS) in readme, "regenerate with: python -m spikeprep.export.columns"
 
 
 def test_every_option_has_a_flag_with_help_and_default() -> None:

@@ -402,3 +402,28 @@ print("ok")
 """
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
+def test_sigma_zero_is_no_smoothing(store) -> None:
+    """σ = 0 is the counts / bin width (one tap, said in the attrs), never the default σ."""
+    path = store[0]
+    rates = lazy_rates(path, Kernel.make(sigma_bins=0))
+    assert rates.attrs["sigma_bins"] == 0 and rates.attrs["taps"] == 1 and "none" in rates.attrs["smoothing"]
+    counts = xr.open_zarr(path)["counts"].values
+    np.testing.assert_array_equal(rates.values, (counts / 0.005).astype(np.float32))
+    assert Kernel.make(sigma_ms=0, taps=11) == Kernel(0.0, 1)
+    assert "smoothing" not in lazy_rates(path).attrs
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="sigma must be 0"):
+            Kernel.make(sigma_bins=bad)
+
+
+@pytest.mark.parametrize("n_bins, bin_size, t_start, end", [(20198, 0.005, 0.0, 100.99), (3, 0.1, 0.0, 0.3),
+                                                            (7, 0.005, 1.1, 1.135), (1920000, 0.005, 0.0, 9600.0)])
+def test_grids_end_on_the_exact_decimal(n_bins: int, bin_size: float, t_start: float, end: float) -> None:
+    """t_stop is t_start + n·bin as a decimal (100.99, not 100.99000000000001), and the
+    grid keeps exactly n bins."""
+    last = t_start + (n_bins - 1) * bin_size - 1.0 + bin_size / 2  # make_grid ends 1 s after the last spike
+    s = SpikeTrains.from_dict({1: [t_start, max(t_start, last)]})
+    g = make_grid(s, bin_size, t_start) if last > t_start else make_grid(s, bin_size, t_start, end)
+    assert g.t_stop == end and repr(g.t_stop) == repr(end) and g.n_bins == n_bins

@@ -158,3 +158,24 @@ def test_pages_in_a_real_browser(reported: Path, tmp_path: Path) -> None:
                 page.close()
         finally:
             browser.close()
+
+
+def test_a_folder_that_fails_its_checks_is_named_and_not_reported(reported: Path, tmp_path: Path) -> None:
+    """A session folder whose binned.zarr was deleted gets no page: the command names the
+    missing file on one line, exits 1, and the index lists it under "Not reported"."""
+    out = tmp_path / "out"
+    shutil.copytree(reported, out)
+    broken, whole = sorted(out.glob("session_*"))
+    shutil.rmtree(broken / "binned.zarr")
+    (broken / "report.html").unlink()
+    p = subprocess.run([sys.executable, "-m", "spikeprep.cli", "report", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [f"spikeprep: session {broken.name[8:]} not reported: "
+                                             f"{broken / 'binned.zarr'}: missing"]
+    assert not (broken / "report.html").exists() and (whole / "report.html").exists()
+    index = (out / "report.html").read_text()
+    assert "<h2>Not reported</h2>" in index and f"{broken / 'binned.zarr'}: missing" in index
+    assert f'href="{whole.name}/report.html"' in index and f'href="{broken.name}/report.html"' not in index
+    with pytest.warns(UserWarning, match="binned.zarr: missing"):
+        assert len(write_reports(out)) == 2

@@ -205,9 +205,17 @@ def cmd_units(a: argparse.Namespace) -> int:
 def cmd_report(a: argparse.Namespace) -> int:
     from .report.pages import write_reports
 
-    pages = write_reports(a.out, a.session or None, progress=not a.quiet)
-    print(f"{len(pages) - 1} session reports and the index: {pages[-1]}")
-    return EXIT_OK
+    skipped = []
+
+    def skip(sid: int, problems: list[str]) -> None:
+        skipped.append(sid)
+        for p in problems:
+            _fail(f"session {sid} not reported: {p}")
+
+    pages = write_reports(a.out, a.session or None, progress=not a.quiet, on_skip=skip)
+    print(f"{len(pages) - 1} session reports and the index: {pages[-1]}"
+          + (f" ({len(skipped)} sessions not reported: see above)" if skipped else ""))
+    return EXIT_FAILED if skipped else EXIT_OK
 
 
 def cmd_verify(a: argparse.Namespace) -> int:

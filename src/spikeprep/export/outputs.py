@@ -15,12 +15,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .annotate import UNIT_COLUMNS
-from .layout import SessionRecord
-from ..core.options import ExportOptions
-from ..rates.binning import Kernel, make_grid
 from ..core.model import Session, SpikeTrains
+from ..core.options import ExportOptions
 from ..core.stimulus import conditions_table
+from ..rates.binning import Kernel, make_grid
+from .columns import (CHANNEL_COLUMNS, INVALID_COLUMNS, PROBE_COLUMNS, RUNNING_COLUMNS, STIMULUS_COLUMNS,
+                      UNIT_COLUMNS)
+from .layout import SessionRecord
 from .tables import Column, read_table, table_rows, write_table
 
 __all__ = ["Output", "OUTPUTS", "declare", "table_output", "write_spike_times", "write_binned", "check_output"]
@@ -172,48 +173,6 @@ def _with_session(table: pd.DataFrame, session: Session) -> pd.DataFrame:
     spike_times.parquet has none: Allen unit ids are unique across sessions."""
     return table.assign(session_id=np.int64(session.session_id))
 
-
-C = Column
-STIMULUS_COLUMNS = (
-    C("stimulus_presentation_id", "int64", "", "0…n−1 over all presentation tables sorted by start_time (AllenSDK's)"),
-    C("start_time", "float64", "s", "presentation onset, session clock"),
-    C("stop_time", "float64", "s", "presentation offset, session clock"),
-    C("stimulus_name", "string", "", "stimulus (drifting_gratings, natural_scenes, …)"),
-    C("stimulus_block", "float64", "", "block number; NaN where the file has none (spontaneous)"),
-    C("duration", "float64", "s", "stop_time − start_time"),
-    C("stimulus_condition_id", "int64", "", "distinct stimulus_name + parameter values, AllenSDK's numbering"),
-    C("is_invalid", "bool", "", "overlaps an invalid interval tagged 'stimulus' (AllenSDK renames these 'invalid_presentation')"),
-    C("session_id", "int64", "", "Allen session id"),
-)
-RUNNING_COLUMNS = (
-    C("start_time", "float64", "s", "start of the running-speed sample"),
-    C("end_time", "float64", "s", "end of the running-speed sample"),
-    C("velocity", "float64", "cm/s", "running speed"),
-    C("session_id", "int64", "", "Allen session id"),
-)
-CHANNEL_COLUMNS = (
-    C("channel_id", "int64", "", "electrode id"),
-    C("probe_id", "int64", "", "probe id"), C("probe_name", "string", "", "probe name"),
-    C("local_index", "int64", "", "channel index on the probe"),
-    C("probe_vertical_position", "int64", "µm", "position along the shank from the tip (larger = shallower)"),
-    C("probe_horizontal_position", "int64", "µm", "position across the shank"),
-    C("region", "string", "", "brain structure acronym (electrode location); null outside the brain"),
-    C("valid_data", "bool", "", "channel marked valid"),
-    C("anterior_posterior_ccf_coordinate", "float64", "µm", "CCF anterior-posterior coordinate"),
-    C("dorsal_ventral_ccf_coordinate", "float64", "µm", "CCF dorsal-ventral coordinate"),
-    C("left_right_ccf_coordinate", "float64", "µm", "CCF left-right coordinate as the file holds it"),
-)
-PROBE_COLUMNS = (
-    C("probe_id", "int64", "", "probe id"), C("name", "string", "", "probe name (probeA … probeF)"),
-    C("sampling_rate", "float64", "Hz", "spike-band sampling rate"),
-    C("lfp_sampling_rate", "float64", "Hz", "LFP sampling rate"),
-    C("has_lfp_data", "bool", "", "an LFP file exists for this probe"),
-)
-INVALID_COLUMNS = (
-    C("start_time", "float64", "s", "start of the invalid interval"),
-    C("stop_time", "float64", "s", "end of the invalid interval"),
-    C("tags", "list<string>", "", "scope (stimulus, probe name, all_probes), id, label"),
-)
 
 declare(table_output("units", "units.parquet", lambda s: s.units.reset_index(), UNIT_COLUMNS))
 declare(Output("spike_times", "spike_times.parquet",

@@ -13,6 +13,7 @@ builds on these kernels.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,13 @@ def make_grid(spikes: SpikeSource, bin_size: float = BIN_SIZE_S, t_start: float 
         n = int(round(x))
         if abs(x - n) > 1e-6 * max(1.0, x):
             raise ValueError(f"t_stop {t_stop} is not a whole number of {bin_size} s bins after t_start {t_start}")
-    return Grid(float(bin_size), float(t_start), float(t_start) + n * float(bin_size))
+    return Grid(float(bin_size), float(t_start), grid_stop(t_start, n, bin_size))
+
+
+def grid_stop(t_start: float, n_bins: int, bin_size: float) -> float:
+    """The end of ``n_bins`` bins after ``t_start``: the float nearest the exact decimal
+    ``t_start + n_bins · bin_size`` (100.99, where float arithmetic gives 100.99000000000001)."""
+    return float(Decimal(repr(float(t_start))) + int(n_bins) * Decimal(repr(float(bin_size))))
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,10 @@ class Kernel:
     Parameters
     ----------
     sigma_bins : float
-        Standard deviation in bins (default √2 = 7.07 ms at 5 ms bins).
+        Standard deviation in bins (default √2 = 7.07 ms at 5 ms bins). 0 means no
+        smoothing: one tap of weight 1, so the rates are the counts / bin width.
     taps : int
-        Odd number of taps (default 11).
+        Odd number of taps (default 11; 1 when ``sigma_bins`` is 0).
     edge_correction : bool
         Divide by the kernel mass inside the grid near its ends instead of treating
         the outside as zero spikes.
@@ -112,21 +120,27 @@ class Kernel:
     def __post_init__(self) -> None:
         if self.taps < 1 or self.taps % 2 == 0:
             raise ValueError("taps must be a positive odd number")
-        if self.sigma_bins <= 0:
-            raise ValueError("sigma must be positive")
+        if not self.sigma_bins >= 0 or not math.isfinite(self.sigma_bins):
+            raise ValueError(f"sigma must be 0 (no smoothing) or positive, got {self.sigma_bins}")
+        if self.sigma_bins == 0 and self.taps != 1:
+            raise ValueError("sigma 0 (no smoothing) takes one tap")
 
     @classmethod
     def make(cls, *, sigma_bins: float | None = None, sigma_ms: float | None = None,
              taps: int | None = None, half_width_sigmas: float | None = None,
              bin_size: float = BIN_SIZE_S, edge_correction: bool = False) -> "Kernel":
-        """Build from σ in bins or in ms, and taps or a half-width in σ."""
+        """Build from σ in bins or in ms, and taps or a half-width in σ; σ = 0 is no
+        smoothing (one tap, whatever ``taps`` says)."""
         if sigma_bins is not None and sigma_ms is not None:
             raise ValueError("give sigma_bins or sigma_ms, not both")
-        sigma = sigma_ms / 1000.0 / bin_size if sigma_ms is not None else (sigma_bins or SIGMA_BINS)
+        sigma = sigma_ms / 1000.0 / bin_size if sigma_ms is not None else sigma_bins
+        sigma = SIGMA_BINS if sigma is None else sigma
         if taps is not None and half_width_sigmas is not None:
             raise ValueError("give taps or half_width_sigmas, not both")
         if half_width_sigmas is not None:
             taps = 2 * int(math.ceil(half_width_sigmas * sigma)) + 1
+        if sigma == 0:
+            taps = 1
         return cls(float(sigma), int(taps or TAPS), edge_correction)
 
     @property
@@ -140,8 +154,11 @@ class Kernel:
 def gaussian_kernel(sigma_bins: float = SIGMA_BINS, taps: int = TAPS) -> np.ndarray:
     """Unnormalised Gaussian ``w[k] = exp(-(k - h)² / (2σ²))``, ``k = 0 … taps-1``.
 
-    With the defaults this is the notebook's ``exp(-(k - 5)² / 4)``.
+    With the defaults this is the notebook's ``exp(-(k - 5)² / 4)``; σ = 0 gives the
+    one tap ``[1]`` (no smoothing).
     """
+    if sigma_bins == 0:
+        return np.ones(1)
     k = np.arange(taps, dtype=np.float64) - taps // 2
     two_var = round(2.0 * sigma_bins**2, 12)  # so that σ = √2 gives exactly 4, as in the notebook
     return np.exp(-(k**2) / two_var)
@@ -296,5 +313,7 @@ def grid_attrs(grid: Grid, kernel: Kernel | None = None, **extra: Any) -> dict:
                              "spikeprep_version": __version__}
     if kernel is not None:
         attrs.update(sigma_bins=kernel.sigma_bins, taps=kernel.taps, edge_correction=int(kernel.edge_correction))
+        if kernel.sigma_bins == 0:
+            attrs["smoothing"] = "none: counts / bin width"
     attrs.update(extra)
     return attrs

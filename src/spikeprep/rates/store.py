@@ -16,7 +16,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from ..core.options import BIN_SIZE_S
-from .binning import (Grid, Kernel, bin_counts, correct_edges, count_dtype, fill_counts, grid_attrs, make_grid,
+from .binning import (Grid, Kernel, bin_counts, correct_edges, count_dtype, fill_counts, grid_attrs, grid_stop, make_grid,
                     max_bin_count, scaled_weights, smooth_counts)
 from ..core.model import SpikeSource
 from .smoothing import smooth_into
@@ -257,7 +257,7 @@ def open_store_grid(store: str | Path, bin_size: float | None = None) -> tuple[A
     if factor < 1 or abs(factor * stored - (bin_size or stored)) > 1e-9:
         raise ValueError(f"bin_size {bin_size} is not a multiple of the stored {stored} s")
     n_bins = root["counts"].shape[0] // factor
-    return root, factor, Grid(stored * factor, t_start, t_start + n_bins * stored * factor)
+    return root, factor, Grid(stored * factor, t_start, grid_stop(t_start, n_bins, stored * factor))
 
 
 def lazy_rates(store: str | Path, kernel: Kernel | None = None, *, bin_size: float | None = None,

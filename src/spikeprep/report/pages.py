@@ -11,24 +11,26 @@ from __future__ import annotations
 import base64
 import html
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from . import figures as figs
-from ..analysis.session import ExportedSession
 from ..analysis.alignment import aligned_counts
-from ..core.errors import SpikeprepError
+from ..analysis.session import ExportedSession
 from ..core.anatomy import OUTSIDE_BRAIN
-from ..export.layout import OutFolder, SessionRecord, atomic_write
-from .plots import build_isi_figure
-from ..export.qc import session_summary
-from .qc import qc_table
+from ..core.errors import SpikeprepError
 from ..core.stimulus import epochs
+from ..export.layout import OutFolder, SessionRecord, atomic_write
+from ..export.qc import session_summary
+from ..export.verify import verify_session
+from . import figures as figs
+from .plots import build_isi_figure
+from .qc import qc_table
 
-__all__ = ["session_report", "index_report", "write_reports", "methods_text", "PSTH_STIMULI"]
+__all__ = ["session_report", "index_report", "write_reports", "reportable", "methods_text", "PSTH_STIMULI"]
 
 # stimulus: (window around onset in s, bin in s), and the most presentations averaged
 PSTH_STIMULI = {"flashes": ((-0.1, 0.4), 0.01), "drifting_gratings": ((-0.5, 2.5), 0.05),
@@ -219,13 +221,19 @@ def session_report(out: str | Path, session_id: int) -> Path:
 
 
 # ----------------------------------------------------------------------------- the dataset
-def index_report(out: str | Path) -> Path:
+def index_report(out: str | Path, session_ids: list[int] | None = None,
+                 broken: dict[int, list[str]] | None = None) -> Path:
     """Write ``OUT/report.html``: every session (counts, QC, link), the ISI figure across
-    sessions and the unit yield by area across sessions."""
+    sessions and the unit yield by area across sessions.
+
+    ``session_ids`` (default: every exported one) are reported; ``broken`` maps the
+    sessions left out to their problems, listed under "Not reported"."""
     root = OutFolder(out)
-    ids = root.exported()
+    ids = root.exported() if session_ids is None else list(session_ids)
+    broken = broken or {}
     if not ids:
-        raise SpikeprepError(f"{out}: no exported session to report on")
+        raise SpikeprepError(f"{out}: no exported session to report on"
+                             + (f" ({len(broken)} failed their checks: spikeprep verify {out})" if broken else ""))
     per_unit = pd.concat([qc_table(out, sid) for sid in ids], ignore_index=True)
     summary = session_summary(per_unit).set_index("session_id")
     rows, yields = [], {}
@@ -251,17 +259,54 @@ def index_report(out: str | Path) -> Path:
         "selection).</p>",
         _img(figs.png(build_isi_figure(per_unit, summary.reset_index())), "ISI violations across sessions"),
         "<h2>Unit yield</h2>", _img(figs.png(figs.yield_across_sessions(counts)), "unit yield across sessions"),
+        _not_reported(broken),
     ])
     path = root.path / "report.html"
     atomic_write(path, lambda p: p.write_text(_page("spikeprep report", body)))
     return path
 
 
-def write_reports(out: str | Path, session_ids: list[int] | None = None, *, progress: bool = False) -> list[Path]:
-    """Every session's report (or those given), then the index; returns the pages written."""
+def _not_reported(broken: dict[int, list[str]]) -> str:
+    if not broken:
+        return ""
+    rows = "".join(f"<tr><td>{sid}</td><td>{'<br>'.join(html.escape(p) for p in problems)}</td></tr>"
+                   for sid, problems in sorted(broken.items()))
+    return ("<h2>Not reported</h2><p class=\"note\">These session folders fail their checks "
+            "(<code>spikeprep verify</code>); export them again.</p>"
+            f"<table><tr><th>session</th><th>problems</th></tr>{rows}</table>")
+
+
+def reportable(out: str | Path, session_ids: list[int] | None = None) -> tuple[list[int], dict[int, list[str]]]:
+    """The sessions whose folders pass every declared check, and the problems of the
+    others (as :func:`spikeprep.export.verify.verify_session` words them)."""
+    root = OutFolder(out)
+    ids = session_ids if session_ids is not None else [f.session_id for f in root.session_folders()]
+    ready, broken = [], {}
+    for sid in ids:
+        problems = verify_session(root.session(sid))
+        if problems:
+            broken[sid] = problems
+        else:
+            ready.append(sid)
+    return ready, broken
+
+
+def write_reports(out: str | Path, session_ids: list[int] | None = None, *, progress: bool = False,
+                  on_skip: Callable[[int, list[str]], None] | None = None) -> list[Path]:
+    """Every session's report (or those given), then the index; returns the pages written.
+
+    A session folder that fails its checks (a declared output missing or unreadable, an
+    older schema, an unfinished export) gets no page: ``on_skip(session_id, problems)``
+    is called for it (default: a warning naming the problems), and the index lists it
+    under "Not reported"."""
     from tqdm.auto import tqdm
 
-    ids = session_ids if session_ids is not None else OutFolder(out).exported()
-    pages = [session_report(out, sid) for sid in tqdm(ids, desc="report", unit="session",
+    ready, broken = reportable(out, session_ids)
+    for sid, problems in broken.items():
+        if on_skip is None:
+            warnings.warn(f"session {sid} not reported: {'; '.join(problems)}", stacklevel=2)
+        else:
+            on_skip(sid, problems)
+    pages = [session_report(out, sid) for sid in tqdm(ready, desc="report", unit="session",
                                                       disable=None if progress else True)]
-    return pages + [index_report(out)]
+    return pages + [index_report(out, ready, broken)]

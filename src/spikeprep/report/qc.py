@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..export.annotate import ISI_COLUMNS, unit_column, with_isi
+from ..export.annotate import with_isi
+from ..export.columns import ISI_COLUMNS, unit_column
 from ..core.errors import SpikeprepError
 from ..export.layout import OutFolder, atomic_write
 from ..core.options import ISI_THRESHOLD_MS
