@@ -21,9 +21,8 @@ from pathlib import Path
 from common import ROOT
 
 sys.path.insert(0, str(ROOT))
-from tests.mutants import judge, make_mutant  # noqa: E402
-
 from spikeprep.synthetic import SynthSpec, write_session  # noqa: E402
+from tests.mutants import judge, make_mutant  # noqa: E402
 
 
 def main() -> int:

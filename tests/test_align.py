@@ -12,13 +12,14 @@ import pytest
 import xarray as xr
 
 import spikeprep
-from spikeprep.analysis.session import AlignmentError, open_session
-from spikeprep.analysis.alignment import aligned_counts, aligned_spike_times, condition_statistics, interval_means, window_counts
 from spikeprep.analysis.aligned_store import align_session, aligned_paths
-from spikeprep.export.layout import SessionFolder
-from spikeprep.pipeline import align_many, export_file
+from spikeprep.analysis.alignment import (aligned_counts, aligned_spike_times, condition_statistics, interval_means,
+                                          window_counts)
+from spikeprep.analysis.session import AlignmentError, open_session
 from spikeprep.core.model import SpikeTrains
 from spikeprep.core.stimulus import condition_ids
+from spikeprep.export.layout import SessionFolder
+from spikeprep.pipeline import align_many, export_file
 from spikeprep.synthetic import SynthSpec, write_session
 
 from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb

@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 
 import spikeprep
+from spikeprep.core.options import ExportOptions, option_fields
 from spikeprep.export import outputs
 from spikeprep.export.columns import CHANNEL_COLUMNS, DERIVED_COLUMNS, FRONT_COLUMNS, UNIT_COLUMNS
 from spikeprep.export.layout import SCHEMA_VERSION, SessionFolder, SessionRecord
-from spikeprep.core.options import ExportOptions, option_fields
-from spikeprep.pipeline import export_file
 from spikeprep.export.readers import open_output
-from spikeprep.synthetic import SynthSpec, write_session
 from spikeprep.export.tables import column_units, markdown_table
 from spikeprep.export.verify import verify_out
+from spikeprep.pipeline import export_file
+from spikeprep.synthetic import SynthSpec, write_session
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "spikeprep"

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import spikeprep
+from spikeprep.export.tables import column_units
 from spikeprep.pipeline import export_file
 from spikeprep.synthetic import SynthSpec, write_session
-from spikeprep.export.tables import column_units
 
 SPECS = [SynthSpec(n_units=30, duration=60.0, n_probes=3, seed=s) for s in (101, 102)]
 

@@ -16,14 +16,14 @@ import pytest
 import xarray as xr
 
 import spikeprep
-from spikeprep.export.layout import SessionFolder
-from spikeprep.io.nwb import read_session
 from spikeprep.core.options import ExportOptions
+from spikeprep.export.layout import SessionFolder
+from spikeprep.export.verify import verify_out
+from spikeprep.io.nwb import read_session
+from spikeprep.io.source import LocalFile
 from spikeprep.pipeline import export_file, export_many
 from spikeprep.report.qc import run_qc
-from spikeprep.io.source import LocalFile
 from spikeprep.synthetic import SynthSpec, write_session
-from spikeprep.export.verify import verify_out
 
 from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
 

@@ -16,9 +16,9 @@ import spikeprep.export.outputs as export_mod
 import spikeprep.rates.store as ratestore
 from spikeprep.core.errors import ExportError
 from spikeprep.export.layout import SessionFolder
+from spikeprep.export.verify import verify_out
 from spikeprep.pipeline import export_file
 from spikeprep.synthetic import SynthSpec, write_session
-from spikeprep.export.verify import verify_out
 
 from .mutants import judge, make_mutant
 
@@ -59,10 +59,10 @@ def test_full_disk_during_export(module, target: str, tiny: Path, tmp_path: Path
 
     monkeypatch.setattr(module, target, half_then_fail)
     with pytest.raises(ExportError, match="No space left on device"):
+        from spikeprep.core.options import ExportOptions
         from spikeprep.export.annotate import annotate
         from spikeprep.export.write import write_outputs
         from spikeprep.io.nwb import read_session
-        from spikeprep.core.options import ExportOptions
 
         write_outputs(annotate(read_session(tiny), ExportOptions()), tmp_path, ExportOptions())
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob("session_*"))

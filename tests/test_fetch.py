@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from spikeprep.io import download as fetch
 from spikeprep.core.errors import DownloadError
-from spikeprep.io.download import download_file, session_nwb_path
+from spikeprep.io import download as fetch
 from spikeprep.io.bucket import download_sessions, session_table
+from spikeprep.io.download import download_file, session_nwb_path
 from spikeprep.pipeline import run_sessions
 from spikeprep.synthetic import SynthSpec, write_bucket
 
@@ -161,8 +161,8 @@ def test_session_table_and_offline(bucket: Bucket, bucket_dir: Path, tmp_path: P
         assert c in table.columns, c
     assert "genotype" not in table and "has_nwb" not in table
     assert (table["probe_count"] == 2).all() and (table["channel_count"] == 768).all()
-    from spikeprep.io.nwb import read_session
     from spikeprep.export.qc import passes_allen_qc
+    from spikeprep.io.nwb import read_session
 
     s = read_session(bucket_dir / PATH.lstrip("/"))
     assert table.loc[SID, "unit_count"] == passes_allen_qc(s.units).sum()

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from spikeprep.core.anatomy import add_layers, layer_of_depth
-from spikeprep.io.nwb import read_session
-from spikeprep.export.qc import is_rs, isi_metrics, notebook_selection, passes_allen_qc, session_summary
 from spikeprep.core.model import SpikeTrains
+from spikeprep.export.qc import is_rs, isi_metrics, notebook_selection, passes_allen_qc, session_summary
+from spikeprep.io.nwb import read_session
 
 from .conftest import REFERENCE_NAMES, reference_dir, reference_nwb
 

@@ -3,7 +3,6 @@ problem, the right exit code, no traceback, nothing overwritten and no temporary
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -153,11 +152,11 @@ def test_qc_says_which_folder_it_leaves_out(ws: Path, tmp_path: Path) -> None:
 def test_api_mistakes_name_the_problem(ws: Path) -> None:
     from spikeprep.analysis.session import AlignmentError, open_session
     from spikeprep.core.errors import NWBFormatError, SpikeprepError
-    from spikeprep.io.nwb import read_session
-    from spikeprep.core.options import ExportOptions
-    from spikeprep.rates.binning import make_grid
-    from spikeprep.export.readers import open_units
     from spikeprep.core.model import SpikeTrains
+    from spikeprep.core.options import ExportOptions
+    from spikeprep.export.readers import open_units
+    from spikeprep.io.nwb import read_session
+    from spikeprep.rates.binning import make_grid
 
     with pytest.raises(NWBFormatError, match="is a folder, not an NWB file"):
         read_session(ws / "empty")
@@ -188,8 +187,8 @@ def test_an_interrupted_dask_export_leaves_no_temporary(ws: Path, tmp_path: Path
 
 
 def test_exact_edges_with_sample_rounded_times() -> None:
-    from spikeprep.rates.binning import Grid, bin_counts, make_grid
     from spikeprep.core.model import SpikeTrains
+    from spikeprep.rates.binning import Grid, bin_counts, make_grid
 
     g = Grid(0.005, 0.0, 900.0)
     edges = g.edges()

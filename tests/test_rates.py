@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 from scipy.ndimage import convolve1d
 
+from spikeprep.core.model import SpikeTrains
 from spikeprep.io.nwb import read_session
 from spikeprep.rates.binning import Grid, Kernel, bin_counts, count_dtype, gaussian_kernel, make_grid, smooth_counts
 from spikeprep.rates.store import firing_rates, lazy_rates, write_counts
-from spikeprep.core.model import SpikeTrains
 from spikeprep.synthetic import SynthSpec, write_session
 
 from .notebook_reference import get_firing_rates
@@ -313,8 +313,8 @@ def test_whole_session_summaries_equal_the_materialised_rates(kw: dict, tmp_path
     """rates_mean (exact, no convolution) and rates_summary (block by block) against the
     whole rate matrix smoothed at once."""
     import spikeprep
-    from spikeprep.pipeline import export_file
     from spikeprep.analysis.rate_summaries import rates_mean, rates_summary
+    from spikeprep.pipeline import export_file
 
     nwb = synth_dir / "stats.nwb"
     if not nwb.exists():
@@ -357,8 +357,8 @@ def test_stores_of_another_layout_are_read_through_zarr_with_the_same_bits(store
 
 def test_correlation_matrix_equals_numpy_on_the_materialised_rates(tmp_path: Path, synth_dir: Path) -> None:
     import spikeprep
-    from spikeprep.pipeline import export_file
     from spikeprep.analysis.rate_summaries import rates_correlation
+    from spikeprep.pipeline import export_file
 
     nwb = synth_dir / "stats.nwb"
     if not nwb.exists():

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from spikeprep.pipeline import export_file
-from spikeprep.report.qc import run_qc
 from spikeprep.report.pages import methods_text, write_reports
+from spikeprep.report.qc import run_qc
 from spikeprep.synthetic import SynthSpec, write_session
 
 from .conftest import reference_nwb

@@ -17,8 +17,8 @@ import xarray as xr
 
 from spikeprep.export.layout import SessionFolder
 from spikeprep.export.outputs import OUTPUTS
-from spikeprep.pipeline import export_file, run_sessions
 from spikeprep.io.remote import HttpSource
+from spikeprep.pipeline import export_file, run_sessions
 from spikeprep.synthetic import SynthSpec, write_bucket, write_session
 
 from .http_bucket import Bucket

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from spikeprep.core.errors import NWBFormatError
-from spikeprep.io.nwb import SpikeReader, read_session
 from spikeprep.core.model import SpikeTrains
+from spikeprep.io.nwb import SpikeReader, read_session
 from spikeprep.synthetic import VISUAL_AREAS, write_session
 
 
@@ -228,9 +228,9 @@ def test_spike_reader_rejects_nan_at_open_and_closes_the_file(small_nwb: Path, t
 
 def test_negative_times_with_an_empty_last_unit(small_nwb: Path, tmp_path: Path) -> None:
     """Dropping negative times when the last unit has no spikes (np.add.reduceat failed there)."""
+    from spikeprep.export.readers import open_spike_trains
     from spikeprep.io.nwb import streamed_session
     from spikeprep.pipeline import export_file
-    from spikeprep.export.readers import open_spike_trains
 
     p = _copy(small_nwb, tmp_path / "neg.nwb")
     with h5py.File(p, "r") as f:

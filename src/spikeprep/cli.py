@@ -160,8 +160,8 @@ def cmd_qc(a: argparse.Namespace) -> int:
 
 
 def cmd_align(a: argparse.Namespace) -> int:
-    from .analysis.session import AlignmentError
     from .analysis.aligned_store import window_edges
+    from .analysis.session import AlignmentError
 
     try:
         window_edges(tuple(a.window), a.bin_size)
@@ -268,8 +268,8 @@ def _selected_ids(a: argparse.Namespace) -> list[int]:
         raise SystemExit(_usage(a, "give session ids, --all or --where, not several"))
     if not (a.ids or a.all or a.where):
         raise SystemExit(_usage(a, "give session ids, --all or --where QUERY"))
-    from .io.bucket import session_table
     from .core.errors import SpikeprepError
+    from .io.bucket import session_table
 
     try:
         table = session_table(**_catalog_kwargs(a))

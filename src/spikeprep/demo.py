@@ -12,12 +12,12 @@ __all__ = ["run_demo"]
 
 def run_demo(folder: Path, *, n_units: int = 300, duration: float = 900.0, n_probes: int = 3, seed: int = 0) -> int:
     """Run the whole pipeline on one synthetic session in ``folder``; return an exit code."""
-    from .core.options import ExportOptions
-    from .pipeline import export_file
-    from .report.qc import run_qc
     from .core.anatomy import OUTSIDE_BRAIN
+    from .core.options import ExportOptions
     from .export.readers import open_rates, open_running, open_spike_times, open_stimulus, open_units
+    from .pipeline import export_file
     from .report.plots import session_figure
+    from .report.qc import run_qc
     from .synthetic.writer import SynthSpec, check_spec, write_session
 
     spec = SynthSpec(n_units=n_units, duration=duration, n_probes=n_probes, seed=seed)

@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .export.annotate import annotate
-from .io.bucket import download_sessions, session_table
 from .core.errors import SpikeprepError
-from .export.write import write_outputs
-from .export.layout import OutFolder, SessionFolder
-from .io.nwb import peek_session_id, streamed_session
 from .core.options import ExportOptions
-from .report.qc import run_qc
+from .export.annotate import annotate
+from .export.layout import OutFolder, SessionFolder
+from .export.write import write_outputs
+from .io.bucket import download_sessions, session_table
+from .io.nwb import peek_session_id, streamed_session
 from .io.remote import HttpSource
 from .io.resolve import open_source
 from .io.source import Source, is_url
+from .report.qc import run_qc
 
 __all__ = ["Result", "Outcome", "find_session_files", "export_file", "export_many", "run_sessions", "export_then_qc",
            "run_then_qc", "align_one", "align_many"]

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .session import CONDITION_STATS_COLUMNS, AlignmentError, ExportedSession
-from .alignment import aligned_counts
 from ..export.layout import SCHEMA_VERSION, SessionFolder, atomic_write
 from ..export.tables import write_table
+from .alignment import aligned_counts
+from .session import CONDITION_STATS_COLUMNS, AlignmentError, ExportedSession
 
 __all__ = ["align_session", "aligned_paths", "window_edges"]
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.errors import SpikeprepError
 from ..core.anatomy import OUTSIDE_BRAIN
+from ..core.errors import SpikeprepError
 from ..export.layout import OutFolder
 from ..export.readers import open_output, open_record, open_spike_trains, open_units
 

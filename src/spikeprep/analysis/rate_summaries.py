@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ..core.options import SIGMA_BINS, TAPS
-from ..rates.binning import Grid, Kernel, correct_edges, scaled_weights
 from ..export.readers import open_units, rates_kernel
-from ..rates.store import open_store_grid
-from ..rates.smoothing import summarise_into
+from ..rates.binning import Grid, Kernel, correct_edges, scaled_weights
 from ..rates.chunks import ChunkCache, CountsReader
+from ..rates.smoothing import summarise_into
+from ..rates.store import open_store_grid
 
 __all__ = ["rates_mean", "rates_summary", "rates_correlation"]
 

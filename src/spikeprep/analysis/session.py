@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .alignment import (aligned_counts, aligned_spike_times, check_edges, condition_statistics, interval_means,
-                        window_counts)
 from ..core.errors import SpikeprepError
-from ..export.layout import SessionFolder
-from ..export.readers import open_output, open_rates, open_spike_trains, open_units
 from ..core.model import SpikeTrains
 from ..core.stimulus import DETAILED_PARAMETERS
+from ..export.layout import SessionFolder
+from ..export.readers import open_output, open_rates, open_spike_trains, open_units
 from ..export.tables import Column
+from .alignment import (aligned_counts, aligned_spike_times, check_edges, condition_statistics, interval_means,
+                        window_counts)
 
 if TYPE_CHECKING:
     import xarray as xr

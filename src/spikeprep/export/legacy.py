@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .layout import OutFolder, atomic_write
+from ..core.model import Session
 from ..core.options import BIN_SIZE_S
 from ..rates.binning import Kernel, fill_counts, make_grid, smooth_counts
-from ..core.model import Session
+from .layout import OutFolder, atomic_write
 
 __all__ = ["write_legacy", "legacy_units", "legacy_running", "legacy_stimulus", "legacy_rates"]
 

@@ -19,8 +19,7 @@ from ..core.model import Session, SpikeTrains
 from ..core.options import ExportOptions
 from ..core.stimulus import conditions_table
 from ..rates.binning import Kernel, make_grid
-from .columns import (CHANNEL_COLUMNS, INVALID_COLUMNS, PROBE_COLUMNS, RUNNING_COLUMNS, STIMULUS_COLUMNS,
-                      UNIT_COLUMNS)
+from .columns import CHANNEL_COLUMNS, INVALID_COLUMNS, PROBE_COLUMNS, RUNNING_COLUMNS, STIMULUS_COLUMNS, UNIT_COLUMNS
 from .layout import SessionRecord
 from .tables import Column, read_table, table_rows, write_table
 

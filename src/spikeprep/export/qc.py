@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.anatomy import VISUAL_AREAS
-from ..core.options import ISI_THRESHOLD_MS
 from ..core.model import SpikeSource
+from ..core.options import ISI_THRESHOLD_MS
 
 __all__ = ["isi_metrics", "is_rs", "passes_allen_qc", "notebook_selection", "session_summary",
            "hill_isi_violations", "llobet_contamination", "RS_THRESHOLD_MS", "HILL_MIN_ISI_MS"]

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.errors import SpikeprepError
+from ..core.model import SpikeTrains
+from ..core.options import SIGMA_BINS, TAPS
+from ..rates.binning import Kernel
 from . import outputs as registry
 from .layout import OutFolder, SessionFolder, SessionRecord
-from ..core.options import SIGMA_BINS, TAPS
-from ..core.errors import SpikeprepError
-from ..rates.binning import Kernel
-from ..core.model import SpikeTrains
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
@@ -84,8 +84,9 @@ def open_spike_trains(out: str | Path, session_id: int) -> SpikeTrains:
     Reads row group by row group (two threads) into one preallocated array, so the peak
     is the spike times plus one row group.
     """
-    import pyarrow.parquet as pq
     from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
 
     units = open_units(out, session_id)
     path = _path(out, session_id, "spike_times")

@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from . import outputs as registry
 from ..core.errors import ExportError
+from ..core.model import Session
+from ..core.options import ExportOptions
+from ..io.source import Source, SourceInfo
+from . import outputs as registry
 from .layout import SessionFolder, SessionRecord
 from .legacy import write_legacy
-from ..core.options import ExportOptions
-from ..core.model import Session
-from ..io.source import Source, SourceInfo
 
 __all__ = ["write_outputs", "Timer"]
 

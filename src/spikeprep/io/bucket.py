@@ -13,8 +13,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from .catalog import CATALOG_FILES, build_session_table
 from ..core.errors import DownloadError
+from .catalog import CATALOG_FILES, build_session_table
 
 __all__ = ["session_table", "Download", "download_sessions", "default_cache"]
 
@@ -40,7 +40,8 @@ def session_table(base_url: str | None = None, cache: str | Path | None = None, 
     """
     import httpx
 
-    from .download import base_url as resolve, download_file
+    from .download import base_url as resolve
+    from .download import download_file
 
     folder = Path(cache) if cache else default_cache()
     if not offline:

@@ -13,14 +13,14 @@ builds on these kernels.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
-from ..core.options import BIN_SIZE_S, SIGMA_BINS, TAPS
 from ..core.model import SpikeSource, SpikeTrains
+from ..core.options import BIN_SIZE_S, SIGMA_BINS, TAPS
 
 __all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype", "max_bin_count",
            "fill_counts", "smooth_counts", "correct_edges", "scaled_weights", "grid_attrs"]

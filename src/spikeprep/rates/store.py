@@ -15,12 +15,12 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from ..core.options import BIN_SIZE_S
-from .binning import (Grid, Kernel, bin_counts, correct_edges, count_dtype, fill_counts, grid_attrs, grid_stop, make_grid,
-                    max_bin_count, scaled_weights, smooth_counts)
 from ..core.model import SpikeSource
-from .smoothing import smooth_into
+from ..core.options import BIN_SIZE_S
+from .binning import (Grid, Kernel, bin_counts, correct_edges, count_dtype, fill_counts, grid_attrs, grid_stop,
+                      make_grid, max_bin_count, scaled_weights, smooth_counts)
 from .chunks import ChunkCache, CountsReader
+from .smoothing import smooth_into
 
 __all__ = ["write_counts", "lazy_rates", "open_store_grid", "firing_rates", "store_bin_size", "COUNTS_CHUNKS"]
 

@@ -13,11 +13,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..core.errors import SpikeprepError
+from ..core.options import ISI_THRESHOLD_MS
 from ..export.annotate import with_isi
 from ..export.columns import ISI_COLUMNS, unit_column
-from ..core.errors import SpikeprepError
 from ..export.layout import OutFolder, atomic_write
-from ..core.options import ISI_THRESHOLD_MS
 from ..export.qc import isi_metrics, notebook_selection, session_summary
 from ..export.readers import open_record, open_spike_trains, open_units
 from ..export.tables import Column, write_table

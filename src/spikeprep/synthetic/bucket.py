@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
 
 from ..io.nwb import read_session
 from .spec import SynthSpec
