@@ -62,7 +62,8 @@ def test_contract_files_and_session_json(exported, small_nwb: Path) -> None:
     d = session_dir(out, sid)
     assert {p.name for p in d.iterdir()} == {"units.parquet", "spike_times.parquet", "stimulus.parquet",
                                             "stimulus_conditions.parquet", "running.parquet", "probes.parquet",
-                                            "channels.parquet", "invalid_times.parquet", "binned.zarr",
+                                            "channels.parquet", "invalid_times.parquet", "optotagging.parquet",
+                                            "eye_tracking.parquet", "binned.zarr",
                                             "session.json"}
     st = json.loads((d / "session.json").read_text())
     assert st["status"] == "complete" and st["session_id"] == sid and st["schema_version"] == SCHEMA_VERSION

@@ -16,7 +16,8 @@ import pytest
 import xarray as xr
 
 from spikeprep.export.layout import SessionFolder
-from spikeprep.export.outputs import OUTPUTS
+from spikeprep.core.options import ExportOptions
+from spikeprep.export.outputs import wanted_outputs
 from spikeprep.io.remote import HttpSource
 from spikeprep.pipeline import export_file, run_sessions
 from spikeprep.synthetic import SynthSpec, write_bucket, write_session
@@ -55,7 +56,7 @@ def source(bucket: Bucket, cache: Path, **kw) -> HttpSource:
 
 def assert_same_outputs(a: Path, b: Path) -> None:
     sid = SPEC.sid
-    for o in OUTPUTS.values():
+    for o in wanted_outputs(SessionFolder(a, sid).read_record().params):
         pa, pb = SessionFolder(a, sid) / o.file, SessionFolder(b, sid) / o.file
         if o.file.endswith(".parquet"):
             pd.testing.assert_frame_equal(pd.read_parquet(pa), pd.read_parquet(pb))
@@ -78,6 +79,19 @@ def test_streamed_export_equals_the_local_one(bucket: Bucket, served: Path, loca
     again = export_file(source(bucket, tmp_path / "cache"), tmp_path / "out")
     assert again.status == "skipped"
     assert not list((tmp_path / "cache" / ".ranges").iterdir())  # a skip leaves no cache either
+
+
+def test_opt_in_waveforms_and_amplitudes_stream_too(bucket: Bucket, served: Path, tmp_path: Path) -> None:
+    """--waveforms --amplitudes: the streamed export fetches them and equals the local one."""
+    options = ExportOptions(waveforms=True, amplitudes=True)
+    local = export_file(served / "s.nwb", tmp_path / "local", options)
+    assert local.ok, local.message
+    before = bucket.sent.get("/s.nwb", 0)
+    streamed = export_file(source(bucket, tmp_path / "cache"), tmp_path / "out", options)
+    assert streamed.ok, streamed.message
+    assert_same_outputs(tmp_path / "local", tmp_path / "out")
+    assert {"mean_waveforms", "spike_amplitudes"} <= set(SessionFolder(tmp_path / "out", SPEC.sid).read_record().outputs)
+    assert bucket.sent["/s.nwb"] - before > 0.8 * (served / "s.nwb").stat().st_size  # now they are fetched
 
 
 def test_never_reads_amplitudes_or_waveforms(bucket: Bucket, served: Path, tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ _API = {
     "run_qc": "report.qc",
     "open_session": "analysis.session",
     "ExportedSession": "analysis.session",
+    "EcephysSession": "ecephys",
+    "UnitFilter": "analysis.unit_filter",
     "align_session": "analysis.aligned_store",
     "align_many": "pipeline",
 }

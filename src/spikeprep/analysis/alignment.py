@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..core.model import SpikeSource, SpikeTrains
 
-__all__ = ["check_edges", "window_spans", "aligned_counts", "window_counts", "aligned_spike_times",
+__all__ = ["check_edges", "window_spans", "aligned_counts", "domain_counts", "window_counts", "aligned_spike_times",
            "condition_statistics", "interval_means", "AlignedSpikes"]
 
 
@@ -110,6 +110,39 @@ def aligned_counts(spikes: SpikeSource, starts: np.ndarray, bin_edges: np.ndarra
         i, kk = np.divmod(rest, n_k)
         out[i, kk, u + (p - a)] = counts
     return out
+
+
+def domain_counts(spikes: SpikeSource, domain: np.ndarray, dtype: np.dtype = np.dtype(np.uint16)) -> np.ndarray:
+    """Spike counts in ``[domain[i, k], domain[i, k + 1])`` for every row ``i``, bin ``k``
+    and unit: bins given as absolute edges (AllenSDK's ``time_domain_callback``).
+
+    Parameters
+    ----------
+    spikes : SpikeTrains or SpikeReader
+    domain : array of float, (presentations, edges)
+        Absolute edges (s), non-decreasing along each row.
+    dtype : numpy dtype
+        Of the result; widened (uint32, uint64) when a count does not fit.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(presentations, edges - 1, units)``.
+    """
+    domain = np.asarray(domain, dtype=np.float64)
+    n_p, n_e = domain.shape
+    flat = domain.ravel()
+    counts = np.zeros((n_p, n_e - 1, spikes.n_units), dtype=np.int64)
+    for p, q in _unit_blocks(spikes, 0, spikes.n_units):
+        block = spikes.block(p, q)
+        for j in range(q - p):
+            below = np.searchsorted(block[j], flat, side="left").reshape(n_p, n_e)
+            counts[:, :, p + j] = np.diff(below, axis=1)
+    top = int(counts.max(initial=0))
+    kind = np.dtype(dtype)
+    if kind.kind == "u" and top > np.iinfo(kind).max:
+        kind = np.dtype(np.uint64 if top > np.iinfo(np.uint32).max else np.uint32)
+    return counts.astype(kind)
 
 
 def _unit_blocks(spikes: SpikeSource, a: int, b: int) -> list[tuple[int, int]]:

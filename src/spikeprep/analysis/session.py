@@ -19,22 +19,26 @@ deliberate:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..core.errors import SpikeprepError
+from ..core.errors import AlignmentError, SpikeprepError
 from ..core.model import SpikeTrains
 from ..core.stimulus import DETAILED_PARAMETERS
-from ..export.layout import SessionFolder
+from ..export.layout import SCHEMA_VERSION, SessionFolder
 from ..export.readers import open_output, open_rates, open_spike_trains, open_units
 from ..export.tables import Column
-from .alignment import (aligned_counts, aligned_spike_times, check_edges, condition_statistics, interval_means,
-                        window_counts)
+from .alignment import (aligned_counts, aligned_spike_times, check_edges, condition_statistics, domain_counts,
+                        interval_means, window_counts)
+from .session_info import SessionInfo
+from .unit_filter import UnitFilter
+from .stimulus_views import StimulusViews
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -59,10 +63,6 @@ CONDITION_STATS_COLUMNS = (
     Column("spike_std", "float64", "", "standard deviation over presentations (ddof 1)"),
     Column("spike_sem", "float64", "", "standard error of the mean (spike_std / √n)"),
 )
-
-
-class AlignmentError(SpikeprepError, ValueError):
-    """A bad stimulus name, window, bin size or id list; the message lists the valid choices."""
 
 
 def _tuples(df: pd.DataFrame) -> pd.DataFrame:
@@ -102,7 +102,7 @@ class _SpikeTimes(Mapping):
         return len(self._session._unit_positions)
 
 
-class ExportedSession:
+class ExportedSession(SessionInfo, StimulusViews):
     """One exported session with AllenSDK's ``EcephysSession`` read API.
 
     Parameters
@@ -129,14 +129,18 @@ class ExportedSession:
     invalid_times, probes, channels : DataFrame
     """
 
-    def __init__(self, out: str | Path, session_id: int) -> None:
+    def __init__(self, out: str | Path, session_id: int, unit_filter: UnitFilter | None = None) -> None:
         self.folder = SessionFolder(out, session_id)
         record = self.folder.read_record()
-        if record is None or not record.is_current:
-            raise SpikeprepError(f"{self.folder.path}: not a complete export of this spikeprep version "
-                                 f"(run spikeprep export first)")
+        if record is None or record.status != "complete":
+            raise SpikeprepError(f"{self.folder.path}: not a complete export (run spikeprep export first)")
+        if not record.is_current:
+            raise SpikeprepError(f"{self.folder.path}: exported under schema {record.schema_version}, this spikeprep "
+                                 f"reads {SCHEMA_VERSION}: export the session again (spikeprep export FILE --out "
+                                 f"{self.folder.out})")
         self.ecephys_session_id = int(session_id)
         self.record = record
+        self.unit_filter = unit_filter
 
     def __repr__(self) -> str:
         return f"ExportedSession({self.ecephys_session_id}, {self.folder.path})"
@@ -146,7 +150,7 @@ class ExportedSession:
 
     # ------------------------------------------------------------------ tables
     @cached_property
-    def units(self) -> pd.DataFrame:
+    def _all_units(self) -> pd.DataFrame:
         units = open_units(self.folder.out, self.ecephys_session_id)
         for column, aliases in ALLENSDK_UNIT_ALIASES.items():
             for alias in aliases:
@@ -155,8 +159,17 @@ class ExportedSession:
         return units
 
     @cached_property
+    def units(self) -> pd.DataFrame:
+        if self.unit_filter is None:
+            return self._all_units
+        return self._all_units[self.unit_filter.units(self._all_units)]
+
+    @cached_property
     def _unit_positions(self) -> dict[int, int]:
-        return {int(u): i for i, u in enumerate(self.units.index)}
+        """``unit_id`` → position in the exported order (of the store and the spike
+        trains), for the units this view shows."""
+        shown = set(self.units.index.tolist())
+        return {int(u): i for i, u in enumerate(self._all_units.index) if int(u) in shown}
 
     @cached_property
     def spike_trains(self) -> SpikeTrains:
@@ -198,36 +211,6 @@ class ExportedSession:
     def invalid_times(self) -> pd.DataFrame:
         return self._open("invalid_times")
 
-    @cached_property
-    def probes(self) -> pd.DataFrame:
-        return self._open("probes").set_index("probe_id")
-
-    @cached_property
-    def channels(self) -> pd.DataFrame:
-        return self._open("channels").set_index("channel_id")
-
-    @property
-    def stimulus_names(self) -> list[str]:
-        """Stimuli with at least one valid presentation, in order of first presentation."""
-        names = self.presentations.loc[~self.presentations["is_invalid"], "stimulus_name"]
-        return list(dict.fromkeys(names))
-
-    def get_stimulus_table(self, stimulus_names: str | Sequence[str] | None = None) -> pd.DataFrame:
-        """``stimulus_presentations`` of the named stimuli (all when None)."""
-        table = self.stimulus_presentations
-        if stimulus_names is None:
-            return table
-        names = [stimulus_names] if isinstance(stimulus_names, str) else list(stimulus_names)
-        self.check_stimulus(names)
-        return table[table["stimulus_name"].isin(names)]
-
-    def check_stimulus(self, names: Sequence[str]) -> None:
-        """AlignmentError naming the first unknown stimulus and listing the valid ones."""
-        unknown = [n for n in names if n not in self.stimulus_names]
-        if unknown:
-            raise AlignmentError(f"session {self.ecephys_session_id}: unknown stimulus {unknown[0]!r}; "
-                                 f"valid: {_choices(self.stimulus_names, 20)}")
-
     # ------------------------------------------------------------------ selections
     def _presentations(self, ids: Any) -> pd.DataFrame:
         table = self.presentations
@@ -245,7 +228,9 @@ class ExportedSession:
     def _units(self, ids: Any) -> tuple[np.ndarray, SpikeTrains]:
         trains = self.spike_trains
         if ids is None:
-            return trains.unit_ids, trains
+            if self.unit_filter is None:
+                return trains.unit_ids, trains
+            ids = self.units.index.to_numpy()
         ids = np.atleast_1d(np.asarray(ids))
         missing = [u for u in ids.tolist() if u not in self._unit_positions]
         if missing:
@@ -258,8 +243,10 @@ class ExportedSession:
 
     # ------------------------------------------------------------------ AllenSDK's methods
     def presentationwise_spike_counts(self, bin_edges: Sequence[float], stimulus_presentation_ids: Any = None,
-                                      unit_ids: Any = None, binarize: bool = False,
-                                      dtype: Any = None) -> "xr.DataArray":
+                                      unit_ids: Any = None, binarize: bool = False, dtype: Any = None,
+                                      large_bin_size_threshold: float = 0.001,
+                                      time_domain_callback: Callable[[np.ndarray], np.ndarray] | None = None
+                                      ) -> "xr.DataArray":
         """Spike counts per presentation, bin and unit.
 
         Parameters
@@ -273,6 +260,11 @@ class ExportedSession:
             1 where a bin holds any spike.
         dtype : numpy dtype, optional
             Default uint16 (uint8 with ``binarize``), widened where a count needs more.
+        large_bin_size_threshold : float
+            With ``binarize``, warn when a bin is wider than this (s), as AllenSDK does.
+        time_domain_callback : callable, optional
+            Takes the presentations × edges array of absolute bin edges (s) and returns
+            the edges to count in (same shape; each row increasing), as AllenSDK's does.
 
         Returns
         -------
@@ -287,10 +279,20 @@ class ExportedSession:
             edges = check_edges(bin_edges)
         except ValueError as exc:
             raise AlignmentError(f"bin_edges: {exc}") from None
+        if binarize and np.diff(edges).max() > large_bin_size_threshold:
+            warnings.warn(f"binarized spike counts in bins up to {np.diff(edges).max():.5f} s wide lose spikes; "
+                          f"binarize bins of at most {large_bin_size_threshold} s", stacklevel=2)
         pres = self._presentations(stimulus_presentation_ids)
         ids, trains = self._units(unit_ids)
-        counts = aligned_counts(trains, pres["start_time"].to_numpy(), edges,
-                                dtype=np.dtype(dtype or np.uint16))
+        kind = np.dtype(dtype or np.uint16)
+        if time_domain_callback is None:
+            counts = aligned_counts(trains, pres["start_time"].to_numpy(), edges, dtype=kind)
+        else:
+            domain = np.asarray(time_domain_callback(pres["start_time"].to_numpy()[:, None] + edges[None, :]))
+            if domain.shape != (len(pres), len(edges)) or (np.diff(domain, axis=1) < 0).any():
+                raise AlignmentError(f"time_domain_callback must return a {len(pres)} × {len(edges)} array of "
+                                     f"increasing edges per row")
+            counts = domain_counts(trains, domain, dtype=kind)
         if binarize:
             counts = (counts > 0).astype(np.dtype(dtype or np.uint8))
         return xr.DataArray(counts, name="spike_counts",

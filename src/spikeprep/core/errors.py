@@ -32,3 +32,8 @@ class DownloadError(SpikeprepError):
 
 class ExportError(SpikeprepError):
     """An export that could not be completed (disk full, bad output folder, …)."""
+
+
+class AlignmentError(SpikeprepError, ValueError):
+    """A bad stimulus name, window, bin size or id list for a session view; the message
+    lists the valid choices."""

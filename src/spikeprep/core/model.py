@@ -156,6 +156,19 @@ class SpikeSource(Protocol):
     def select(self, positions: np.ndarray) -> "SpikeSource": ...
 
 
+class UnitColumns(Protocol):
+    """The per-spike and per-channel columns of ``/units`` that an export reads only on
+    request (``spike_amplitudes``, ``waveform_mean``), one block of units at a time."""
+
+    unit_ids: np.ndarray
+
+    def has(self, name: str) -> bool: ...
+
+    def read(self, name: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of units at ``positions`` (file order) and their offsets (length + 1)."""
+        ...
+
+
 class SelectedSpikes(RaggedIndex):
     """Some units of a :class:`SpikeSource` (e.g. a file reader), read on demand.
 
@@ -222,7 +235,15 @@ class Session:
         (:func:`spikeprep.io.nwb.streamed_session`).
     channels, probes, stimulus, running, invalid_times : pandas.DataFrame
     metadata : dict
-        Session type, genotype, sex, age, source file, layout variant, read warnings.
+        Session type, genotype, sex, age, source file, layout variant, read warnings;
+        ``allensdk`` (AllenSDK's subject and session metadata) and ``rig`` (equipment
+        and geometry of the eye-tracking rig; empty when the file has none).
+    optotagging : DataFrame, optional
+        The light pulses, indexed by ``id`` (empty when the session was not optotagged).
+    eye_tracking : DataFrame, optional
+        Ellipse fits and gaze mapping per eye-tracking frame (empty when none).
+    unit_columns : UnitColumns, optional
+        Reader of the file's spike amplitudes and mean waveforms, for the opt-in outputs.
     """
 
     session_id: int
@@ -234,6 +255,9 @@ class Session:
     running: pd.DataFrame
     invalid_times: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+    optotagging: pd.DataFrame | None = None
+    eye_tracking: pd.DataFrame | None = None
+    unit_columns: UnitColumns | None = None
 
     @property
     def n_units(self) -> int:

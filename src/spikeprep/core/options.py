@@ -44,6 +44,10 @@ class ExportOptions:
         Also write the notebook's pickles under ``OUT/legacy``.
     isi_threshold_ms : float
         Threshold of ``isi_5ms_pct`` (ms).
+    waveforms : bool
+        Also export every unit's mean waveform on every channel (``mean_waveforms.zarr``).
+    amplitudes : bool
+        Also export every spike's amplitude (``spike_amplitudes.parquet``).
     """
 
     bin_size: float = _opt(BIN_SIZE_S, f"bin size of the spike-count grid in s (default {BIN_SIZE_S})", metavar="S")
@@ -57,6 +61,10 @@ class ExportOptions:
     legacy_pickle: bool = _opt(False, "also write the notebook's pickles to OUT/legacy")
     isi_threshold_ms: float = _opt(ISI_THRESHOLD_MS, f"ISI threshold of isi_5ms_pct and the QC, in ms (default "
                                                      f"{ISI_THRESHOLD_MS:g})", flag="--threshold-ms", metavar="MS")
+    waveforms: bool = _opt(False, "also export every unit's mean waveform on every channel (mean_waveforms.zarr; "
+                                  "with the amplitudes, 63%% of a released file's bytes: a streamed export then "
+                                  "fetches them)")
+    amplitudes: bool = _opt(False, "also export every spike's amplitude (spike_amplitudes.parquet)")
 
     def __post_init__(self) -> None:
         for name in ("bin_size", "sigma_bins", "isi_threshold_ms"):

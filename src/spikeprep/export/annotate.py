@@ -4,6 +4,8 @@ and keeps the units a query selects.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -59,5 +61,4 @@ def annotate(session: Session, options: ExportOptions) -> Session:
         units = units.iloc[positions]
         spikes = spikes.select(positions)
     flat = order_unit_columns(units.reset_index())
-    return Session(session.session_id, flat.set_index("unit_id"), spikes, session.channels, session.probes,
-                   session.stimulus, session.running, session.invalid_times, dict(session.metadata))
+    return replace(session, units=flat.set_index("unit_id"), spikes=spikes, metadata=dict(session.metadata))

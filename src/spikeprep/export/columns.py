@@ -16,9 +16,11 @@ from dataclasses import replace
 from .tables import Column, markdown_table
 
 __all__ = ["CHANNEL_COLUMNS", "FRONT_COLUMNS", "METRIC_COLUMNS", "ISI_COLUMNS", "DERIVED_COLUMNS", "UNIT_COLUMNS",
-           "STIMULUS_COLUMNS", "RUNNING_COLUMNS", "PROBE_COLUMNS", "INVALID_COLUMNS", "unit_column"]
+           "STIMULUS_COLUMNS", "RUNNING_COLUMNS", "PROBE_COLUMNS", "INVALID_COLUMNS", "OPTOTAGGING_COLUMNS",
+           "EYE_TRACKING_COLUMNS", "SESSION_ID", "unit_column"]
 
 C = Column
+SESSION_ID = C("session_id", "int64", "", "Allen session id")
 CHANNEL_COLUMNS = (
     C("channel_id", "int64", "", "electrode (channel) id"),
     C("probe_id", "int64", "", "id of the probe"),
@@ -31,6 +33,8 @@ CHANNEL_COLUMNS = (
     C("anterior_posterior_ccf_coordinate", "float64", "µm", "CCF anterior-posterior coordinate"),
     C("dorsal_ventral_ccf_coordinate", "float64", "µm", "CCF dorsal-ventral coordinate"),
     C("left_right_ccf_coordinate", "float64", "µm", "CCF left-right coordinate as the file holds it (the released files repeat dorsal-ventral)"),
+    C("structure_id", "float64", "", "CCF structure id of the region where the file has one; NaN otherwise"),
+    C("filtering", "string", "", "the channel's filters as the file describes them"),
 )
 _CHANNEL = {c.name: c for c in CHANNEL_COLUMNS}
 
@@ -109,24 +113,56 @@ STIMULUS_COLUMNS = (
     C("duration", "float64", "s", "stop_time − start_time"),
     C("stimulus_condition_id", "int64", "", "distinct stimulus_name + parameter values, AllenSDK's numbering"),
     C("is_invalid", "bool", "", "overlaps an invalid interval tagged 'stimulus' (AllenSDK renames these 'invalid_presentation')"),
-    C("session_id", "int64", "", "Allen session id"),
+    SESSION_ID,
 )
 RUNNING_COLUMNS = (
     C("start_time", "float64", "s", "start of the running-speed sample"),
     C("end_time", "float64", "s", "end of the running-speed sample"),
     C("velocity", "float64", "cm/s", "running speed"),
-    C("session_id", "int64", "", "Allen session id"),
+    SESSION_ID,
 )
 PROBE_COLUMNS = (
     C("probe_id", "int64", "", "probe id"), C("name", "string", "", "probe name (probeA … probeF)"),
     C("sampling_rate", "float64", "Hz", "spike-band sampling rate"),
     C("lfp_sampling_rate", "float64", "Hz", "LFP sampling rate"),
     C("has_lfp_data", "bool", "", "an LFP file exists for this probe"),
+    C("location", "string", "", "the electrode group's location as the file gives it"),
 )
 INVALID_COLUMNS = (
     C("start_time", "float64", "s", "start of the invalid interval"),
     C("stop_time", "float64", "s", "end of the invalid interval"),
     C("tags", "list<string>", "", "scope (stimulus, probe name, all_probes), id, label"),
+)
+
+
+OPTOTAGGING_COLUMNS = (
+    C("id", "int64", "", "light pulse (AllenSDK's index of optogenetic_stimulation_epochs)"),
+    C("start_time", "float64", "s", "pulse onset, session clock"),
+    C("condition", "string", "", "pulse shape, as the file describes it"),
+    C("level", "float64", "V", "light power command (LED/laser drive)"),
+    C("stop_time", "float64", "s", "pulse offset, session clock"),
+    C("stimulus_name", "string", "", "pulse, raised_cosine, …"),
+    C("duration", "float64", "s", "stop_time − start_time"),
+    SESSION_ID,
+)
+_ELLIPSE_MEANING = {"center_x": ("px", "centre, x in the eye-camera image"),
+                    "center_y": ("px", "centre, y in the eye-camera image"),
+                    "height": ("px", "full height of the fitted ellipse (twice the file's half-axis, as AllenSDK)"),
+                    "width": ("px", "full width of the fitted ellipse (twice the file's half-axis, as AllenSDK)"),
+                    "phi": ("rad", "rotation of the fitted ellipse")}
+_GAZE_MEANING = {"eye_area": ("px²", "area of the eye ellipse"), "pupil_area": ("px²", "area of the pupil ellipse"),
+                 "screen_coordinates_x_cm": ("cm", "gaze on the monitor, AllenSDK's x (the file's column 1)"),
+                 "screen_coordinates_y_cm": ("cm", "gaze on the monitor, AllenSDK's y (the file's column 0)"),
+                 "screen_coordinates_spherical_x_deg": ("deg", "gaze, spherical, AllenSDK's x (the file's column 1)"),
+                 "screen_coordinates_spherical_y_deg": ("deg", "gaze, spherical, AllenSDK's y (the file's column 0)")}
+EYE_TRACKING_COLUMNS = (
+    C("time", "float64", "s", "eye-tracking frame time, session clock (AllenSDK's 'Time (s)' index)"),
+    *(C(f"{part}_{k}", "float64", unit, f"{label}: {meaning}")
+      for part, label in (("corneal_reflection", "corneal reflection"), ("pupil", "pupil"), ("eye", "eye"))
+      for k, (unit, meaning) in _ELLIPSE_MEANING.items()),
+    *(C(f"{kind}_{k}", "float64", unit, f"{meaning} ({kind}{'' if kind == 'raw' else ': NaN where filtered out'})")
+      for kind in ("raw", "filtered") for k, (unit, meaning) in _GAZE_MEANING.items()),
+    SESSION_ID,
 )
 
 

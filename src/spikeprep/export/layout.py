@@ -30,7 +30,9 @@ __all__ = ["SCHEMA_VERSION", "SESSION_JSON", "TMP_PREFIX", "TRASH_PREFIX", "Sess
 # 2: stimulus duration, condition ids, numeric parameters; conditions, probes, channels, invalid_times tables
 # 3: exact bin membership at the edges; the counts grid ends on a bin edge
 # 4: binned.zarr in Zarr format 2; session_id columns in units, stimulus and running
-SCHEMA_VERSION = 4
+# 5: optotagging and eye_tracking tables; probes.location; channels.structure_id and filtering;
+#    AllenSDK's session metadata and rig in session.json
+SCHEMA_VERSION = 5
 SESSION_JSON = "session.json"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
@@ -77,6 +79,11 @@ class SessionRecord:
         total and grid of the counts store), by output name; ``verify`` checks them.
     counts : dict
         ``units`` (exported), ``units_in_file`` and ``spikes``.
+    metadata : dict
+        AllenSDK's session metadata (``specimen_name``, ``age_in_days``,
+        ``full_genotype``, ``strain``, ``sex``, ``stimulus_name``, ``subject_id``,
+        ``age``, ``species``, ``session_start_time``) and the eye-tracking ``rig``
+        (``equipment``, ``geometry``: column → [x, y, z]; empty when the file has none).
     """
 
     session_id: int
@@ -90,6 +97,7 @@ class SessionRecord:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     subject: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     invalid_times: list[dict[str, Any]] = field(default_factory=list)
     read_warnings: list[str] = field(default_factory=list)
     legacy_files: list[str] = field(default_factory=list)

@@ -19,11 +19,14 @@ from ..core.model import Session, SpikeTrains
 from ..core.options import ExportOptions
 from ..core.stimulus import conditions_table
 from ..rates.binning import Kernel, make_grid
-from .columns import CHANNEL_COLUMNS, INVALID_COLUMNS, PROBE_COLUMNS, RUNNING_COLUMNS, STIMULUS_COLUMNS, UNIT_COLUMNS
+from .columns import (CHANNEL_COLUMNS, EYE_TRACKING_COLUMNS, INVALID_COLUMNS, OPTOTAGGING_COLUMNS, PROBE_COLUMNS,
+                      RUNNING_COLUMNS, STIMULUS_COLUMNS, UNIT_COLUMNS)
 from .layout import SessionRecord
 from .tables import Column, read_table, table_rows, write_table
+from .waveforms import (AMPLITUDE_COLUMNS, check_amplitudes, check_waveforms, open_waveforms, write_amplitudes,
+                        write_waveforms)
 
-__all__ = ["Output", "OUTPUTS", "declare", "table_output", "write_spike_times", "write_binned", "check_output"]
+__all__ = ["Output", "OUTPUTS", "wanted_outputs", "declare", "table_output", "write_spike_times", "write_binned", "check_output"]
 
 Facts = dict[str, Any]
 _SPIKE_ROWS_PER_GROUP = 1 << 23
@@ -48,6 +51,9 @@ class Output:
         ``check(path, record) -> problems``: one line per problem, naming the file.
     columns : tuple of Column
         Declared columns of a table output.
+    wanted : callable
+        ``wanted(options)``: whether an export with these options writes it (the opt-in
+        outputs); verify checks an output only where the record's options wanted it.
     """
 
     name: str
@@ -56,9 +62,18 @@ class Output:
     read: Callable[[Path], Any]
     check: Callable[[Path, SessionRecord], list[str]]
     columns: tuple[Column, ...] = ()
+    wanted: Callable[[ExportOptions], bool] = lambda options: True
 
 
 OUTPUTS: dict[str, Output] = {}
+
+
+def wanted_outputs(options: ExportOptions | dict[str, Any]) -> list[Output]:
+    """The outputs an export with ``options`` (or a record's ``params``) writes, in order."""
+    if isinstance(options, dict):
+        known = {k: v for k, v in options.items() if k in ExportOptions.__dataclass_fields__}
+        options = ExportOptions(**known)
+    return [o for o in OUTPUTS.values() if o.wanted(options)]
 
 
 def declare(output: Output) -> Output:
@@ -173,6 +188,14 @@ def _with_session(table: pd.DataFrame, session: Session) -> pd.DataFrame:
     return table.assign(session_id=np.int64(session.session_id))
 
 
+def _optional(table: pd.DataFrame | None, columns: Sequence[Column]) -> pd.DataFrame:
+    """A part the file may lack, as a table (0 rows with the declared columns when absent)."""
+    if table is not None:
+        return table
+    return pd.DataFrame({c.name: pd.Series(dtype=object if c.dtype == "string" else c.dtype) for c in columns
+                         if c.name != "session_id"})
+
+
 declare(table_output("units", "units.parquet", lambda s: s.units.reset_index(), UNIT_COLUMNS))
 declare(Output("spike_times", "spike_times.parquet",
                lambda s, path, options: {"rows": write_spike_times(s.spikes, path)},
@@ -184,4 +207,15 @@ declare(table_output("running", "running.parquet", lambda s: _with_session(s.run
 declare(table_output("probes", "probes.parquet", lambda s: s.probes.reset_index(), PROBE_COLUMNS))
 declare(table_output("channels", "channels.parquet", lambda s: s.channels.reset_index(), CHANNEL_COLUMNS))
 declare(table_output("invalid_times", "invalid_times.parquet", lambda s: s.invalid_times, INVALID_COLUMNS))
+declare(table_output("optotagging", "optotagging.parquet",
+                     lambda s: _with_session(_optional(s.optotagging, OPTOTAGGING_COLUMNS).reset_index(), s),
+                     OPTOTAGGING_COLUMNS))
+declare(table_output("eye_tracking", "eye_tracking.parquet",
+                     lambda s: _with_session(_optional(s.eye_tracking, EYE_TRACKING_COLUMNS).reset_index()
+                                             .rename(columns={"Time (s)": "time"}), s),
+                     EYE_TRACKING_COLUMNS))
 declare(Output("binned", "binned.zarr", write_binned, _open_binned, _check_binned))
+declare(Output("spike_amplitudes", "spike_amplitudes.parquet", write_amplitudes, read_table, check_amplitudes,
+               AMPLITUDE_COLUMNS, wanted=lambda options: options.amplitudes))
+declare(Output("mean_waveforms", "mean_waveforms.zarr", write_waveforms, open_waveforms, check_waveforms,
+               wanted=lambda options: options.waveforms))

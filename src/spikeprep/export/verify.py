@@ -26,7 +26,7 @@ def verify_session(folder: SessionFolder) -> list[str]:
     if record.schema_version != SCHEMA_VERSION:  # its facts follow another contract: nothing more to compare
         return problems + [f"{folder / SESSION_JSON}: schema_version {record.schema_version}, this spikeprep "
                            f"writes {SCHEMA_VERSION}: export it again (it will not be skipped)"]
-    for output in registry.OUTPUTS.values():
+    for output in registry.wanted_outputs(record.params):
         problems += registry.check_output(output, folder.path, record)
     return problems + _check_aligned(folder)
 

@@ -84,11 +84,12 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
     meta = session.metadata
     timer = Timer(timings)
     try:
-        with folder.staging() as staged, tqdm(total=len(registry.OUTPUTS), unit="file", leave=False,
+        wanted = registry.wanted_outputs(options)
+        with folder.staging() as staged, tqdm(total=len(wanted), unit="file", leave=False,
                                               desc=f"session {session.session_id}",
                                               disable=None if progress else True) as bar:
             facts = {}
-            for o in registry.OUTPUTS.values():
+            for o in wanted:
                 bar.set_postfix_str(o.file)
                 facts[o.name] = timer.step(o.name, lambda o=o: o.write(session, staged / o.file, options))
                 log.info("session %s: %s written in %.2f s", session.session_id, o.file, timer.seconds[o.name])
@@ -106,6 +107,7 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
                 counts={"units": len(session.units), "units_in_file": meta.get("n_units"),
                         "spikes": int(session.spikes.offsets[-1])},
                 subject={k: meta.get(k) for k in ("genotype", "sex", "age", "subject_id")},
+                metadata={**meta.get("allensdk", {}), "rig": meta.get("rig", {})},
                 invalid_times=_invalid_for_json(session),
                 read_warnings=list(meta.get("read_warnings", [])),
                 legacy_files=legacy,

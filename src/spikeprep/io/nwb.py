@@ -21,6 +21,7 @@ from ..core.errors import NWBFormatError
 from ..core.model import RaggedIndex, SelectedSpikes, Session, SpikeTrains, unit_blocks
 from .nwb_tables import (ELECTRODES, join_channels, problems, read_channels, read_invalid_times, read_metadata,
                          read_probes, read_running, read_session_id, read_stimulus, read_units)
+from .nwb_optional import read_eye_tracking, read_optotagging, read_rig, read_subject
 from .source import Source, as_local_source
 
 __all__ = ["read_session", "streamed_session", "SpikeReader", "peek_session_id", "detect_layout"]
@@ -92,12 +93,18 @@ def _read(f: h5py.File, source: Source, streamed: bool) -> Session:
         stimulus = read_stimulus(f, path, invalid)
     with problems(path, "running speed"):
         running = read_running(f)
+    with problems(path, "optotagging"):
+        optotagging = read_optotagging(f)
+    with problems(path, "eye tracking"):
+        eye_tracking = read_eye_tracking(f)
     with problems(path, "session metadata"):
         meta = read_metadata(f, source)
+        meta.update(allensdk=read_subject(f), rig=read_rig(f))
     meta.update(layout=layout, n_units=len(units), n_spikes=int(spikes.offsets[-1]), read_warnings=notes)
     return Session(
         session_id=meta["session_id"], units=units, spikes=spikes, channels=channels, probes=probes,
-        stimulus=stimulus, running=running, invalid_times=invalid, metadata=meta,
+        stimulus=stimulus, running=running, invalid_times=invalid, metadata=meta, optotagging=optotagging,
+        eye_tracking=eye_tracking, unit_columns=NwbUnitColumns(source, units.index.to_numpy(), f if streamed else None),
     )
 
 
@@ -305,3 +312,55 @@ class SpikeReader(RaggedIndex):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class NwbUnitColumns:
+    """``units/spike_amplitudes`` and ``units/waveform_mean`` of a session file, read on
+    request for some units (a :class:`~spikeprep.core.model.UnitColumns`). Uses the open
+    file of a streamed session, or opens the source again for each read.
+
+    Parameters
+    ----------
+    source : Source
+    unit_ids : array of int
+        Every unit of the file, in file order.
+    file : h5py.File, optional
+        The open file (valid while its session's ``with`` block is).
+    """
+
+    def __init__(self, source: Source, unit_ids: np.ndarray, file: h5py.File | None = None) -> None:
+        self.source, self.unit_ids, self._file = source, np.asarray(unit_ids, dtype=np.int64), file
+
+    @contextmanager
+    def _open(self) -> Iterator[h5py.File]:
+        if self._file is not None:
+            yield self._file
+        else:
+            with _open_h5(self.source) as f:
+                yield f
+
+    def has(self, name: str) -> bool:
+        with self._open() as f:
+            return f"units/{name}" in f and f"units/{name}_index" in f
+
+    def read(self, name: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``units/<name>`` for the units at ``positions`` and their offsets."""
+        positions = np.asarray(positions, dtype=np.int64)
+        with self._open() as f, problems(self.source.location, f"units/{name}"):
+            ds, index = f[f"units/{name}"], f[f"units/{name}_index"][()]
+            if len(index) != len(self.unit_ids):
+                raise NWBFormatError(self.source.location, f"units/{name}_index has {len(index)} rows, "
+                                                           f"units/id has {len(self.unit_ids)}")
+            bounds = np.concatenate([[0], index.astype(np.int64)])
+            lo, hi = bounds[positions], bounds[positions + 1]
+            lengths = hi - lo
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            out = np.empty((int(offsets[-1]), *ds.shape[1:]), dtype=ds.dtype)
+            if len(positions) and np.all(lo[1:] == hi[:-1]):  # consecutive units: one read
+                if offsets[-1]:
+                    ds.read_direct(out, np.s_[int(lo[0]) : int(hi[-1])])
+            else:
+                for k in range(len(positions)):
+                    if lengths[k]:
+                        out[offsets[k] : offsets[k + 1]] = ds[int(lo[k]) : int(hi[k])]
+            return out, offsets

@@ -79,6 +79,10 @@ def _region(values: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- tables
+def _attr_text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def read_probes(f: h5py.File) -> pd.DataFrame:
     rows = []
     ee = f.get("general/extracellular_ephys", {})
@@ -95,8 +99,9 @@ def read_probes(f: h5py.File) -> pd.DataFrame:
             "sampling_rate": float(dattrs.get("sampling_rate", attrs.get("sampling_rate", np.nan))),
             "lfp_sampling_rate": float(attrs.get("lfp_sampling_rate", np.nan)),
             "has_lfp_data": bool(attrs.get("has_lfp_data", False)),
+            "location": _attr_text(attrs.get("location", "")),
         })
-    cols = ["probe_id", "name", "sampling_rate", "lfp_sampling_rate", "has_lfp_data"]
+    cols = ["probe_id", "name", "sampling_rate", "lfp_sampling_rate", "has_lfp_data", "location"]
     return pd.DataFrame(rows, columns=cols).set_index("probe_id")
 
 
@@ -134,6 +139,9 @@ def read_channels(f: h5py.File, path: str, probes: pd.DataFrame) -> pd.DataFrame
         "region": pd.Series(_region(col("location", "manual_structure_acronym", "ccf_structure")), dtype=object).to_numpy(),
         "valid_data": col("valid_data", default=True).astype(bool),
         **{CCF_COLUMNS[k]: col(k, default=np.nan).astype(np.float64) for k in "xyz"},
+        "structure_id": col("ecephys_structure_id", "structure_id", "manual_structure_id",
+                            default=np.nan).astype(np.float64),
+        "filtering": pd.Series(col("filtering", default=""), dtype=object).replace("", None).to_numpy(),
     }, index=pd.Index(ids, name="channel_id"))
     if not df.index.is_unique:
         raise NWBFormatError(path, "electrode ids are not unique")
@@ -177,7 +185,7 @@ def join_channels(units: pd.DataFrame, channels: pd.DataFrame, path: str) -> pd.
         bad = units.index[missing.to_numpy()][:3].tolist()
         raise NWBFormatError(path, f"{int(missing.sum())} units have a peak_channel_id absent from the electrodes (units {bad})")
     ch = channels.loc[units["peak_channel_id"].to_numpy()]
-    ch = ch.drop(columns=["local_index"]).set_index(units.index)
+    ch = ch.drop(columns=["local_index", "structure_id", "filtering"]).set_index(units.index)
     front = ["probe_id", "probe_name", "peak_channel_id", "region", "probe_vertical_position",
              "probe_horizontal_position", *CCF_COLUMNS.values(), "valid_data"]
     joined = pd.concat([units, ch], axis=1)

@@ -156,7 +156,7 @@ def session_report(out: str | Path, session_id: int) -> Path:
     t0 = time.perf_counter()
     session = ExportedSession(out, session_id)
     record = session.record
-    units, channels = session.units, session.channels.reset_index()
+    units, channels = session.units, session.channel_table.reset_index()
     duration = _grid_seconds(record)
     stimulus = session.presentations
     blocks = epochs(stimulus) if len(stimulus) else pd.DataFrame(columns=["stimulus_name", "start_time", "stop_time"])

@@ -35,6 +35,11 @@ class SynthSpec:
         Also write ``units/waveform_mean`` at real size (384 channels × 82 samples of
         float64 per unit: 0.7 GB for 2,800 units), as the released files hold it; for
         measuring what a streamed export leaves unread.
+    optotagging : bool
+        Write 96 light pulses (``processing/optotagging``), as optotagged sessions have.
+    eye_tracking : bool
+        Write eye tracking at 30 Hz (ellipse fits, raw and filtered gaze mapping, blinks)
+        and the eye-tracking rig's metadata.
     """
 
     n_units: int = 300
@@ -45,6 +50,8 @@ class SynthSpec:
     session_id: int | None = None
     mean_rate: float = 4.65
     waveforms: bool = False
+    optotagging: bool = True
+    eye_tracking: bool = True
 
     @property
     def sid(self) -> int:

@@ -27,6 +27,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from .behaviour import write_eye_tracking, write_optotagging
 from .spec import VISUAL_AREAS, SynthSpec, check_spec
 from .stimuli import write_stimulus
 
@@ -74,6 +75,10 @@ def write_session(path: str | Path, spec: SynthSpec | None = None, **kwargs: obj
             write_stimulus(f, spec)
             _write_invalid_times(f, spec, probes)
             _write_running(f, spec)
+            if spec.optotagging:
+                write_optotagging(f, spec)
+            if spec.eye_tracking:
+                write_eye_tracking(f, spec)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -198,7 +203,8 @@ def _write_header(f: h5py.File, spec: SynthSpec) -> None:
     g["stimulus"] = "brain_observatory_1.1" if spec.seed % 2 == 0 else "functional_connectivity"
     g["institution"] = "Allen Institute for Brain Science"
     subj = g.create_group("subject")
-    subj.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysSpecimen"})
+    subj.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysSpecimen",
+                       "specimen_name": f"synthetic-{400_000_000 + spec.seed}", "age_in_days": float(100 + spec.seed % 30)})
     genotypes = ("wt/wt", "Sst-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
                  "Pvalb-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
                  "Vip-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt")
