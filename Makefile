@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/aligned.py
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/report.py
+	$(BIN)/python benchmarks/session_api.py
 
 clean:
 	rm -rf $(VENV) .venv-newest demo_out

@@ -157,7 +157,7 @@ def test_what_allensdk_raises_on_works_here(sessions) -> None:
     channel_structure_intervals raise KeyError on these files; here they answer."""
     for s in sessions.values():
         assert s.metadata["structure_acronyms"] == s.structure_acronyms
-        assert s.structurewise_unit_counts.sum() == s.num_units
+        assert s.structurewise_unit_counts.sum() == s.units["ecephys_structure_acronym"].notna().sum()
         labels, intervals = s.channel_structure_intervals(s.channels.index)
         assert intervals[0] == 0 and intervals[-1] == s.num_channels and len(labels) == len(intervals) - 1
 
@@ -263,3 +263,37 @@ def test_from_nwb_path_exports_once_and_filters_as_allensdk(tmp_path: Path, monk
         spikeprep.EcephysSession.from_nwb_path(tmp_path / "missing.nwb")
     with pytest.raises(TypeError, match="unknown unit filter argument 'amplitude_cutoff'"):
         spikeprep.EcephysSession.from_nwb_path(nwb, api_kwargs={"amplitude_cutoff": 0.1})
+
+
+def test_a_probe_without_units_and_channels_outside_the_brain(synth_dir: Path, tmp_path: Path) -> None:
+    from spikeprep.core.options import ExportOptions
+    from spikeprep.synthetic import SynthSpec, write_session
+
+    nwb = write_session(synth_dir / "api_probes.nwb", SynthSpec(n_units=30, duration=60.0, n_probes=2, seed=17))
+    r = export_file(nwb, tmp_path, ExportOptions(units_query="probe_name == 'probeA'"))
+    assert r.ok, r.message
+    s = spikeprep.open_session(tmp_path, r.session_id)
+    assert s.num_probes == 2 and set(s.units["probe_id"]) == {s.probes.index[0]}
+    empty_probe = s.probes.index[1]
+    channels = s.channels[s.channels["probe_id"] == empty_probe]
+    labels, intervals = s.channel_structure_intervals(channels.index)
+    assert intervals[-1] == len(channels) and None in list(labels)  # the tip of a shank outside the brain
+    in_brain = s.units["ecephys_structure_acronym"].notna().sum()
+    assert s.structurewise_unit_counts.sum() == in_brain < s.num_units  # AllenSDK's value_counts drops NaN
+    assert None in s.structure_acronyms
+    pupil = s.get_pupil_data()
+    assert pupil.index.name == "Time (s)" and pupil["pupil_width"].isna().any()  # blinks
+    assert len(s.optogenetic_stimulation_epochs) == 96
+    assert s.metadata["rig_equipment_name"].startswith("NP.")
+
+
+def test_a_folder_of_an_older_schema_names_the_fix(tmp_path: Path) -> None:
+    from spikeprep.export.layout import SCHEMA_VERSION
+
+    r = export_file(REFERENCE / "vcn2020layout_seed4_1probe_20u_120s.nwb", tmp_path)
+    record = tmp_path / f"session_{r.session_id}" / "session.json"
+    text = json.loads(record.read_text())
+    text["schema_version"] = SCHEMA_VERSION - 1
+    record.write_text(json.dumps(text))
+    with pytest.raises(SpikeprepError, match=f"exported under schema {SCHEMA_VERSION - 1}.*export the session again"):
+        spikeprep.open_session(tmp_path, r.session_id)

@@ -209,7 +209,12 @@ class ExportedSession(SessionInfo, StimulusViews):
 
     @cached_property
     def invalid_times(self) -> pd.DataFrame:
-        return self._open("invalid_times")
+        """``start_time``, ``stop_time`` (s), ``tags``; from ``session.json``, which holds
+        the same rows as ``invalid_times.parquet`` (no table to read)."""
+        rows = self.record.invalid_times
+        return pd.DataFrame({"start_time": np.array([r["start_time"] for r in rows], dtype=np.float64),
+                             "stop_time": np.array([r["stop_time"] for r in rows], dtype=np.float64),
+                             "tags": pd.Series([np.array(r["tags"], dtype=object) for r in rows], dtype=object)})
 
     # ------------------------------------------------------------------ selections
     def _presentations(self, ids: Any) -> pd.DataFrame:

@@ -30,7 +30,7 @@ _CHANNEL_RENAMES = {"local_index": "probe_channel_number", "region": "structure_
 def value_intervals(values: Sequence[Any]) -> np.ndarray:
     """Bounds of the runs of equal consecutive values (AllenSDK's ``nan_intervals``):
     ``[0, …, len]``, one longer than the number of runs; NaN (and None) equal each other."""
-    codes, _ = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    codes, _ = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
     return np.concatenate([[0], change, [len(codes)]]).astype(np.int64)
 
@@ -178,18 +178,17 @@ class SessionInfo:
         (AllenSDK reads ids that files written by its own writer lack, and raises).
         """
         ids = np.asarray(channel_ids, dtype=np.int64).ravel()
-        unknown = np.setdiff1d(ids, self.channels.index.to_numpy())
-        if len(unknown):
+        rows = self.channels.index.get_indexer(ids)
+        if (rows < 0).any():
+            unknown = ids[rows < 0]
             raise SpikeprepError(f"session {self.ecephys_session_id}: no channel {unknown[:5].tolist()} "
                                  f"({len(unknown)} of {len(ids)} channel ids are not this session's)")
-        table = self.channels.loc[ids]
-        if len(table["probe_id"].unique()) > 1:
+        if len(np.unique(self.channels["probe_id"].to_numpy()[rows])) > 1:
             warnings.warn("Calculating structure boundaries across channels from multiple probes.", stacklevel=2)
-        key = table["ecephys_structure_id"]
-        if key.isna().all():
-            key = table["ecephys_structure_acronym"]
-        intervals = value_intervals(list(key.astype(object)))
-        labels = table["ecephys_structure_acronym"].astype(object).iloc[intervals[:-1]].to_numpy()
+        acronyms = self.channels["ecephys_structure_acronym"].to_numpy(dtype=object)[rows]
+        ids_of = self.channels["ecephys_structure_id"].to_numpy(dtype=np.float64)[rows]
+        intervals = value_intervals(acronyms if np.isnan(ids_of).all() else ids_of)
+        labels = acronyms[intervals[:-1]]
         return np.array([None if pd.isna(v) else v for v in labels], dtype=object), intervals
 
     # ------------------------------------------------------------------ optional parts
@@ -274,5 +273,5 @@ class SessionInfo:
                     rows[keep], dims=("channel_id", "time"),
                     coords={"channel_id": channel[keep], "time": np.arange(rows.shape[1]) / rate[pid]})
             keep, template = templates[pid, len(rows)]
-            out[uid] = template.copy(deep=False, data=rows[keep])
+            out[uid] = template.copy(deep=False, data=rows if keep.all() else rows[keep])  # a view when whole
         return out

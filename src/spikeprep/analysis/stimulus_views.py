@@ -66,7 +66,8 @@ class StimulusViews:
 
     @cached_property
     def _valid_stimuli(self) -> list[str]:
-        return _unique(self.presentations.loc[~self.presentations["is_invalid"], "stimulus_name"])
+        names = self.presentations["stimulus_name"].to_numpy(dtype=object)
+        return list(pd.unique(names[~self.presentations["is_invalid"].to_numpy(dtype=bool)]))
 
     def check_stimulus(self, names: Sequence[str]) -> None:
         """SpikeprepError naming the first stimulus without presentations, listing the valid ones."""
@@ -142,13 +143,16 @@ class StimulusViews:
         table = self.stimulus_presentations
         params = [c for c in table.columns if c not in (*NON_STIMULUS_PARAMETERS, "stimulus_name")]
         return (table.index.to_numpy(), table["stimulus_name"].to_numpy(dtype=object),
-                {c: table[c].to_numpy(dtype=object) for c in params})
+                {c: table[c].to_numpy() for c in params})
 
     def _parameter_values(self, rows: np.ndarray | slice, drop_nulls: bool) -> dict[str, np.ndarray]:
         values = {}
         for c, column in self._parameter_arrays[2].items():
-            found = list(pd.unique(column[rows]))
-            kept = [v for v in found if not (np.ndim(v) == 0 and (pd.isna(v) or v in ("", "null")))]
+            found = pd.unique(column[rows])
+            if found.dtype.kind == "f":
+                kept = list(found[~np.isnan(found)])
+            else:
+                kept = [v for v in found if not (np.ndim(v) == 0 and (pd.isna(v) or v in ("", "null")))]
             if not kept:  # unused by these presentations: AllenSDK leaves the column out
                 continue
             if not drop_nulls and len(kept) < len(found):

@@ -45,11 +45,19 @@ def read_optotagging(f: h5py.File) -> pd.DataFrame:
     if g is None:
         empty = {c: pd.Series(dtype=object if c in ("condition", "stimulus_name") else float) for c in OPTO_COLUMNS}
         return pd.DataFrame(empty, index=pd.Index([], dtype=np.int64, name="id"))
+    ids = g["id"][()].astype(np.int64)
     data = {}
-    for c in OPTO_COLUMNS:
-        ds = g[c]
-        data[c] = _text(ds[()]) if h5py.check_string_dtype(ds.dtype) is not None else ds[()].astype(np.float64)
-    return pd.DataFrame(data, index=pd.Index(g["id"][()].astype(np.int64), name="id"))
+    for c in OPTO_COLUMNS:  # a column the file lacks is left empty (duration: stop − start)
+        ds = g.get(c)
+        if ds is None:
+            data[c] = np.full(len(ids), None if c in ("condition", "stimulus_name") else np.nan)
+        elif h5py.check_string_dtype(ds.dtype) is not None:
+            data[c] = _text(ds[()])
+        else:
+            data[c] = ds[()].astype(np.float64)
+    if "duration" not in g and "start_time" in g and "stop_time" in g:
+        data["duration"] = data["stop_time"] - data["start_time"]
+    return pd.DataFrame(data, index=pd.Index(ids, name="id"))
 
 
 def read_eye_tracking(f: h5py.File) -> pd.DataFrame:
@@ -60,16 +68,17 @@ def read_eye_tracking(f: h5py.File) -> pd.DataFrame:
     if et is None or raw is None:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in ELLIPSE_COLUMNS + GAZE_COLUMNS},
                             index=pd.Index([], dtype=np.float64, name="Time (s)"))
+    n = len(raw["eye_area/timestamps"])
     data: dict[str, np.ndarray] = {}
-    for prefix, table in _ELLIPSES:
-        g = et[table]
+    for prefix, table in _ELLIPSES:  # a table or column the file lacks is left NaN
+        g = et.get(table)
         for k in ("center_x", "center_y", "height", "width", "phi"):
-            v = g[k][()].astype(np.float64)
+            v = g[k][()].astype(np.float64) if g is not None and k in g else np.full(n, np.nan)
             data[f"{prefix}_{k}"] = 2 * v if k in ("height", "width") else v
     for kind, module in (("raw", raw), ("filtered", filtered)):
         for name, series, column in _GAZE:
             if module is None or series not in module:
-                data[f"{kind}_{name}"] = np.full(len(raw["eye_area/timestamps"]), np.nan)
+                data[f"{kind}_{name}"] = np.full(n, np.nan)
                 continue
             v = module[f"{series}/data"][()].astype(np.float64)
             data[f"{kind}_{name}"] = v if column is None else v[:, column]
