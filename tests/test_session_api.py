@@ -297,3 +297,26 @@ def test_a_folder_of_an_older_schema_names_the_fix(tmp_path: Path) -> None:
     record.write_text(json.dumps(text))
     with pytest.raises(SpikeprepError, match=f"exported under schema {SCHEMA_VERSION - 1}.*export the session again"):
         spikeprep.open_session(tmp_path, r.session_id)
+
+
+def test_from_nwb_path_streams_a_url(tmp_path: Path) -> None:
+    import shutil
+
+    from .http_bucket import Bucket
+
+    name = NAMES2[0]
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(REFERENCE2 / f"{name}.nwb", served / "s.nwb")
+    with Bucket(served) as bucket:
+        s = spikeprep.EcephysSession.from_nwb_path(bucket.url + "s.nwb", cache=tmp_path / "cache")
+        assert s.folder.out == tmp_path / "cache" and s.record.source.location == bucket.url + "s.nwb"
+        assert 0 < s.record.source.bytes_fetched < (served / "s.nwb").stat().st_size
+        again = spikeprep.EcephysSession.from_nwb_path(bucket.url + "s.nwb", cache=tmp_path / "cache")
+        assert again.record.finished_at == s.record.finished_at
+    expected = json.loads((full(name) / "metadata.json").read_text())
+    assert s.metadata["num_units"] < expected["num_units"]  # AllenSDK's default filter
+    assert s.metadata["specimen_name"] == expected["specimen_name"]
+    invalid = pd.read_csv(full(name) / "invalid_times.csv")
+    assert len(s.get_invalid_times()) == len(invalid) and list(s.get_invalid_times().columns) == ["start_time",
+                                                                                                  "stop_time", "tags"]
