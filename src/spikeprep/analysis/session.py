@@ -36,6 +36,7 @@ from ..export.readers import open_output, open_rates, open_spike_trains, open_un
 from ..export.tables import Column
 from .alignment import (aligned_counts, aligned_spike_times, check_edges, condition_statistics, domain_counts,
                         interval_means, window_counts)
+from .lfp_session import LfpViews
 from .session_info import SessionInfo
 from .unit_filter import UnitFilter
 from .stimulus_views import StimulusViews
@@ -102,7 +103,7 @@ class _SpikeTimes(Mapping):
         return len(self._session._unit_positions)
 
 
-class ExportedSession(SessionInfo, StimulusViews):
+class ExportedSession(SessionInfo, StimulusViews, LfpViews):
     """One exported session with AllenSDK's ``EcephysSession`` read API.
 
     Parameters

@@ -40,6 +40,12 @@ class SynthSpec:
     eye_tracking : bool
         Write eye tracking at 30 Hz (ellipse fits, raw and filtered gaze mapping, blinks)
         and the eye-tracking rig's metadata.
+    lfp : bool
+        Also write each probe's LFP file (``probe_<pid>_lfp.nwb`` beside the session
+        file): 1,250 Hz over the whole session, with a flash-evoked response, and its CSD.
+    lfp_channels : int
+        LFP channels per probe (96 in the released files; fewer keeps test files small:
+        96 channels over 9,600 s is about 4.6 GB per probe).
     """
 
     n_units: int = 300
@@ -52,6 +58,8 @@ class SynthSpec:
     waveforms: bool = False
     optotagging: bool = True
     eye_tracking: bool = True
+    lfp: bool = False
+    lfp_channels: int = 96
 
     @property
     def sid(self) -> int:
@@ -64,6 +72,8 @@ def check_spec(spec: SynthSpec) -> None:
         raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}, not {spec.layout!r}")
     if not 1 <= spec.n_probes <= 6:
         raise ValueError(f"--probes must be between 1 and 6, got {spec.n_probes}")
+    if not 1 <= spec.lfp_channels <= 384:
+        raise ValueError(f"--lfp-channels must be between 1 and 384, got {spec.lfp_channels}")
     if spec.n_units < 1:
         raise ValueError(f"--units must be at least 1, got {spec.n_units}")
     if not (np.isfinite(spec.duration) and spec.duration >= 10.0):

@@ -7,7 +7,7 @@ import numpy as np
 
 from .spec import SynthSpec
 
-__all__ = ["write_stimulus"]
+__all__ = ["write_stimulus", "presentations"]
 
 _STR = h5py.string_dtype("utf-8")
 _BLOCKS = (  # (name, share of the session, seconds per presentation, gap)
@@ -28,7 +28,7 @@ _BLOCKS = (  # (name, share of the session, seconds per presentation, gap)
 )
 
 
-def _presentations(spec: SynthSpec) -> dict[str, dict[str, list]]:
+def presentations(spec: SynthSpec) -> dict[str, dict[str, list]]:
     rng = np.random.default_rng([spec.seed, 3])
     T = spec.duration
     t = min(20.0, 0.02 * T)
@@ -92,7 +92,7 @@ def _params(name: str, k: int, rng: np.random.Generator) -> dict:
 
 def write_stimulus(f: h5py.File, spec: SynthSpec) -> None:
     index = {name: i for i, name in enumerate(dict.fromkeys(b[0] for b in _BLOCKS))}
-    for name, tab in _presentations(spec).items():
+    for name, tab in presentations(spec).items():
         g = f.create_group(f"intervals/{name}_presentations")
         n = len(tab["start_time"])
         if not (spec.layout == "2020" and name == "spontaneous"):

@@ -27,9 +27,11 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from ..io.lfp import lfp_file_name
 from .behaviour import write_eye_tracking, write_optotagging
+from .lfp import LFP_RATE, write_probe_lfp
 from .spec import VISUAL_AREAS, SynthSpec, check_spec
-from .stimuli import write_stimulus
+from .stimuli import presentations, write_stimulus
 
 __all__ = ["write_session"]
 
@@ -82,6 +84,11 @@ def write_session(path: str | Path, spec: SynthSpec | None = None, **kwargs: obj
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+    if spec.lfp:
+        flashes = presentations(spec).get("flashes", {}).get("start_time", [])
+        for index, probe in enumerate(probes):
+            write_probe_lfp(path.with_name(lfp_file_name(probe["id"])), spec, {**probe, "index": index}, channels,
+                            flashes)
     return path
 
 
@@ -225,8 +232,8 @@ def _write_probes(f: h5py.File, spec: SynthSpec, probes: list[dict]) -> None:
         grp = f.create_group(f"general/extracellular_ephys/{p['name']}")
         grp.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysElectrodeGroup",
                           "description": "Ecephys Electrode Group", "location": "See electrode locations",
-                          "probe_id": np.int64(p["id"]), "has_lfp_data": np.bool_(True),
-                          "lfp_sampling_rate": 2500.0})
+                          "probe_id": np.int64(p["id"]), "has_lfp_data": np.bool_(spec.lfp),
+                          "lfp_sampling_rate": LFP_RATE})
         grp["device"] = h5py.SoftLink(f"/general/devices/{p['name']}")
 
 
