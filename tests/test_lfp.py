@@ -5,6 +5,8 @@ whole file."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -197,3 +199,56 @@ def test_streamed_probe_files_fetch_only_their_windows(references, tmp_path: Pat
         with pytest.raises(SpikeprepError) as caught:
             lazy.sel(time=slice(89.6, 90.4)).values
         assert len(str(caught.value).splitlines()) == 1 and path.lstrip("/") in str(caught.value), caught.value
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spikeprep.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_lfp_command_copies_probes_into_the_folder(synthetic, tmp_path: Path) -> None:
+    from spikeprep.export.verify import verify_out
+
+    folder, s = synthetic
+    out = tmp_path / "out"
+    shutil.copytree(s.folder.out, out, ignore=shutil.ignore_patterns("*.lock"))
+    sid = str(s.ecephys_session_id)
+    p = _cli("lfp", str(out), "--session", sid, "--window", "200", "220")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("written") == 2 and "25,000 samples x 12 channels" in p.stdout
+    again = _cli("lfp", str(out), "--session", sid, "--window", "200", "220")
+    assert again.returncode == 0 and again.stdout.count("skipped") == 2
+    copy = spikeprep.open_session(out, s.ecephys_session_id)
+    for pid in copy.probes.index:
+        original = s.get_lfp(pid).sel(time=slice(200, 219.9995))
+        stored = copy.get_lfp(pid)
+        assert stored.name == "LFP" and stored.sizes["time"] == original.sizes["time"] == 25000
+        np.testing.assert_array_equal(stored.values, original.values)  # masked the same way (probe B's interval)
+        np.testing.assert_array_equal(copy.get_current_source_density(pid).values,
+                                      s.get_current_source_density(pid).values)
+    assert verify_out(out) == ([], 1)
+    store = copy.folder.lfp_store(copy.probes.index[0])
+    shutil.rmtree(store / "time")
+    (store / ".zmetadata").unlink()
+    problems, _ = verify_out(out)
+    assert len(problems) == 1 and str(store) in problems[0]
+    bad = _cli("lfp", str(out), "--session", sid, "--probe", "12")
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+        f"spikeprep: session {sid}: no probe 12; its probes are {', '.join(map(str, copy.probes.index))}"]
+    assert _cli("lfp", str(out), "--session", sid, "--window", "5", "1").returncode == 2
+
+
+def test_lfp_command_streams_from_the_bucket(synthetic, tmp_path: Path) -> None:
+    folder, s = synthetic
+    out = tmp_path / "out"
+    shutil.copytree(s.folder.out, out, ignore=shutil.ignore_patterns("*.lock"))
+    served = tmp_path / "bucket"
+    shutil.copytree(folder, served / folder.name)
+    pid = int(s.probes.index[1])
+    with Bucket(served) as bucket:
+        p = _cli("lfp", str(out), "--session", str(s.ecephys_session_id), "--probe", str(pid), "--window", "100",
+                 "101", "--stream", "--base-url", bucket.url, "--cache", str(tmp_path / "cache"))
+        assert p.returncode == 0, p.stderr
+        size = (served / folder.name / f"probe_{pid}_lfp.nwb").stat().st_size
+        assert 0 < bucket.sent[f"/{folder.name}/probe_{pid}_lfp.nwb"] < 0.2 * size
+    copy = spikeprep.open_session(out, s.ecephys_session_id)
+    np.testing.assert_array_equal(copy.get_lfp(pid).values, s.get_lfp(pid).sel(time=slice(100, 100.9995)).values)

@@ -14,7 +14,10 @@ from typing import Any, Callable, Sequence
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from .cli_lfp import add_lfp_command
+from .cliutil import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .cliutil import fail as _fail
+from .cliutil import usage as _usage
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,10 +26,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(EXIT_USAGE)
-
-
-def _fail(message: str) -> None:
-    sys.stderr.write(f"spikeprep: {message}\n")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -297,11 +296,6 @@ def _where(a: argparse.Namespace, table: Any) -> Any:
         raise SystemExit(_usage(a, f"--where {a.where!r}: {str(exc).splitlines()[0] if str(exc) else exc}"))
 
 
-def _usage(a: argparse.Namespace, message: str) -> int:
-    sys.stderr.write(f"spikeprep {a.command}: error: {message} (see 'spikeprep {a.command} --help')\n")
-    return EXIT_USAGE
-
-
 def cmd_download(a: argparse.Namespace) -> int:
     ids = _selected_ids(a)
     from .io.bucket import download_sessions
@@ -429,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute outputs that are already there")
     p.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
+
+    add_lfp_command(add)
 
     p = add("report", cmd_report, "visual report per session and an index (self-contained HTML)")
     p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")

@@ -34,6 +34,12 @@ def lfp_locations(session_location: str, probe_id: int) -> list[str]:
     return [str(path.with_name(name)), str(path.with_name(f"{path.stem}_{name}"))]
 
 
+def xr_mask(bad: np.ndarray, lfp: "xr.DataArray") -> "xr.DataArray":
+    import xarray as xr
+
+    return xr.DataArray(bad, dims=("time",), coords={"time": lfp["time"]})
+
+
 class LfpViews:
     """The probe LFP files of a session, opened once each.
 
@@ -46,6 +52,7 @@ class LfpViews:
     lfp_cache: Path | None = None
     ecephys_session_id: int
     record: Any
+    folder: Any
     probe_table: pd.DataFrame
     channel_table: pd.DataFrame
     invalid_times: pd.DataFrame
@@ -106,7 +113,25 @@ class LfpViews:
         channels reads only those; invalid intervals are NaN, as AllenSDK masks them."""
         from .lfp import lfp_array
 
+        copy = self._lfp_copy(probe_id)
+        if copy is not None:  # spikeprep lfp wrote it into the folder
+            intervals = self._lfp_intervals(probe_id, mask_invalid_intervals)
+            lfp = copy[0]
+            if intervals is None or not len(intervals):
+                return lfp
+            t = lfp["time"].values
+            bad = np.zeros(len(t), dtype=bool)
+            for a, b in intervals:
+                bad |= (t >= a) & (t <= b)
+            return lfp.where(~xr_mask(bad, lfp))
         return lfp_array(self.lfp_file(probe_id), self._lfp_intervals(probe_id, mask_invalid_intervals))
+
+    def _lfp_copy(self, probe_id: int) -> "tuple[xr.DataArray, xr.DataArray] | None":
+        from .lfp_store import open_lfp_store
+
+        self._probe_name(probe_id)
+        path = self.folder.lfp_store(probe_id)
+        return open_lfp_store(path) if path.exists() else None
 
     def get_current_source_density(self, probe_id: int) -> "xr.DataArray":
         """The probe's CSD as AllenSDK returns it: ``CSD``, ``virtual_channel_index`` ×
@@ -114,7 +139,8 @@ class LfpViews:
         ``horizontal_position`` (µm)."""
         from .lfp import csd_array
 
-        return csd_array(self.lfp_file(probe_id).csd())
+        copy = self._lfp_copy(probe_id)
+        return copy[1] if copy is not None else csd_array(self.lfp_file(probe_id).csd())
 
     def presentationwise_lfp(self, stimulus_presentation_ids: Any, window: tuple[float, float],
                              channel_ids: Any = None, probe_id: int | None = None,

@@ -38,8 +38,8 @@ from .alignment import (aligned_counts, aligned_spike_times, check_edges, condit
                         interval_means, window_counts)
 from .lfp_session import LfpViews
 from .session_info import SessionInfo
-from .unit_filter import UnitFilter
 from .stimulus_views import StimulusViews
+from .unit_filter import UnitFilter
 
 if TYPE_CHECKING:
     import xarray as xr

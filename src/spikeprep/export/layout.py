@@ -153,6 +153,13 @@ class SessionFolder:
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
+    def lfp_store(self, probe_id: int) -> Path:
+        """``lfp/probe_<pid>.zarr``: a probe's LFP copied by ``spikeprep lfp``."""
+        return self.path / "lfp" / f"probe_{int(probe_id)}.zarr"
+
+    def lfp_stores(self) -> list[Path]:
+        return sorted((self.path / "lfp").glob("probe_*.zarr"))
+
     def file(self, name: str) -> Path:
         """The path of file ``name`` in the folder; FileNotFoundError names it when absent."""
         p = self.path / name

@@ -28,7 +28,7 @@ def verify_session(folder: SessionFolder) -> list[str]:
                            f"writes {SCHEMA_VERSION}: export it again (it will not be skipped)"]
     for output in registry.wanted_outputs(record.params):
         problems += registry.check_output(output, folder.path, record)
-    return problems + _check_aligned(folder)
+    return problems + _check_aligned(folder) + _check_lfp(folder)
 
 
 def _check_aligned(folder: SessionFolder) -> list[str]:
@@ -46,6 +46,25 @@ def _check_aligned(folder: SessionFolder) -> list[str]:
             shape = tuple(root[d].shape[0] for d in root["spike_counts"].attrs["_ARRAY_DIMENSIONS"])
             if root["spike_counts"].shape != shape:
                 problems.append(f"{store}: counts of shape {root['spike_counts'].shape}, coordinates {shape}")
+        except Exception as exc:  # unreadable: report it, don't crash
+            problems.append(f"{store}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+    return problems
+
+
+def _check_lfp(folder: SessionFolder) -> list[str]:
+    """``lfp/probe_<pid>.zarr`` (when any, from ``spikeprep lfp``) open, hold LFP of their
+    coordinates' shape and were finished."""
+    import zarr
+
+    problems = []
+    for store in folder.lfp_stores():
+        try:
+            root = zarr.open_group(str(store), mode="r")
+            shape, coords = root["lfp"].shape, (root["time"].shape[0], root["channel"].shape[0])
+            if shape != coords:
+                problems.append(f"{store}: LFP of shape {shape}, coordinates {coords}")
+            if "request" not in root.attrs:
+                problems.append(f"{store}: unfinished (no request in its attributes)")
         except Exception as exc:  # unreadable: report it, don't crash
             problems.append(f"{store}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     return problems

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..io.nwb import read_session
 from .spec import SynthSpec
 from .writer import write_session

@@ -1,0 +1,21 @@
+"""What every ``spikeprep`` command shares: exit codes, one-line failures and usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "fail", "usage"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def fail(message: str) -> None:
+    """One line on stderr: ``spikeprep: <message>``."""
+    sys.stderr.write(f"spikeprep: {message}\n")
+
+
+def usage(a: argparse.Namespace, message: str) -> int:
+    """The usage-error line of command ``a.command``; returns the exit code (2)."""
+    sys.stderr.write(f"spikeprep {a.command}: error: {message} (see 'spikeprep {a.command} --help')\n")
+    return EXIT_USAGE
