@@ -1,5 +1,5 @@
-"""LFP windows (issue 25) on a real-size probe file (96 channels × 4,200 s at 1,250 Hz,
-float32: 2.0 GB) served by the loopback bucket.
+"""LFP windows (issue 25) on a real-size probe file (96 channels × 5,000 s at 1,250 Hz,
+float32: 2.4 GB) served by the loopback bucket.
 
 Goals: a 10 s window of all channels, streamed: ≤ 1.5× the window's data bytes + 2 MB
 fetched, ≤ 0.5 s; presentationwise_lfp of 75 flashes × 0.5 s streamed ≤ 1 s; peak
@@ -22,10 +22,13 @@ from common import DATA, ROOT, measure
 sys.path.insert(0, str(ROOT / "tests"))
 from http_bucket import Bucket  # noqa: E402  (the tests' loopback bucket)
 
-SPEC = dict(n_units=60, duration=4200.0, n_probes=1, seed=3, lfp=True, lfp_channels=96, eye_tracking=False)
+SPEC = dict(n_units=60, duration=5000.0, n_probes=1, seed=3, lfp=True, lfp_channels=96, eye_tracking=False)
 TIMINGS = ROOT.parent / "shared" / "allen" / "reference2" / "vcn2_seed11_2probes_80u_600s.allensdk" / "full" / "timings.json"
 
-WINDOW = """
+# xarray imports dask on its first DataArray (1.2 s once per process): done before the clock, as
+# AllenSDK's own import does it
+WARM = "import numpy, xarray; xarray.DataArray(numpy.zeros(2), dims=('time',), coords={{'time': [0.0, 1.0]}})"
+WINDOW = WARM + """
 import resource, time
 import numpy as np
 import spikeprep
@@ -37,7 +40,7 @@ lfp = s.get_lfp({pid})
 w = lfp.sel(time=slice({a}, {a} + 10.0)).values
 RESULT = {{"seconds": time.perf_counter() - t, "bytes": int(w.nbytes), "shape": list(w.shape)}}
 """
-PRESENTATIONS = """
+PRESENTATIONS = WARM + """
 import time
 import spikeprep
 s = spikeprep.open_session({out!r}, {sid})
@@ -80,7 +83,8 @@ def main() -> None:
             v = r["value"]
             print(f"    {v['shape']} ({v['bytes'] / 1e6:.2f} MB) in {v['seconds']:.3f} s; fetched {fetched / 1e6:.2f} MB"
                   f" = {fetched / v['bytes']:.2f}x the data ({(fetched - 1.5 * v['bytes']) / 1e6:+.2f} MB over 1.5x);"
-                  f" peak {r['peak_bytes'] / 2**20:.0f} MiB (goal <= {2 * v['bytes'] / 2**20 + 200:.0f} MiB)")
+                  f" peak {r['peak_bytes'] / 2**20:.0f} MiB (goal <= {2 * v['bytes'] / 2**20 + 200:.0f} MiB);"
+                  f" the clock includes opening the untouched probe file over HTTP")
     sdk = json.loads(TIMINGS.read_text())
     print(f"  AllenSDK 2.16.2's get_lfp reads the whole probe file on every call: here {size / 1e9:.2f} GB into memory"
           f" for any window; on the 3 s reference probe files it took {sdk['get_lfp[800011000]']:.2f} s per call "

@@ -252,3 +252,19 @@ def test_lfp_command_streams_from_the_bucket(synthetic, tmp_path: Path) -> None:
         assert 0 < bucket.sent[f"/{folder.name}/probe_{pid}_lfp.nwb"] < 0.2 * size
     copy = spikeprep.open_session(out, s.ecephys_session_id)
     np.testing.assert_array_equal(copy.get_lfp(pid).values, s.get_lfp(pid).sel(time=slice(100, 100.9995)).values)
+
+
+def test_the_bucket_serves_probe_files_and_the_table_lists_them(tmp_path: Path) -> None:
+    from spikeprep.io.catalog import build_session_table
+    from spikeprep.synthetic import write_bucket
+
+    specs = [SynthSpec(n_units=10, duration=30.0, n_probes=2, seed=41, lfp=True, lfp_channels=4),
+             SynthSpec(n_units=10, duration=30.0, n_probes=1, seed=42)]
+    root = write_bucket(tmp_path / "bucket", specs)
+    table = build_session_table(root)
+    with_lfp = table.loc[specs[0].sid, "lfp_probe_ids"]
+    assert len(with_lfp) == 2 and table.loc[specs[1].sid, "lfp_probe_ids"] == []
+    for pid in with_lfp:
+        assert (root / f"session_{specs[0].sid}" / f"probe_{pid}_lfp.nwb").exists()
+    p = _cli("sessions", "--cache", str(root), "--base-url", "http://127.0.0.1:9/", "--offline", "--csv")
+    assert p.returncode == 0 and "lfp_probe_ids" in p.stdout.splitlines()[0]

@@ -41,7 +41,7 @@ def build_session_table(folder: str | Path) -> pd.DataFrame:
     Columns: ``published_at``, ``specimen_id``, ``session_type``, ``age_in_days``, ``sex``,
     ``full_genotype`` and, when the probe/channel/unit CSVs are there, ``unit_count``
     (units passing AllenSDK's default filter), ``channel_count``, ``probe_count``,
-    ``ecephys_structure_acronyms``.
+    ``ecephys_structure_acronyms`` and ``lfp_probe_ids`` (the probes with an LFP file).
     """
     folder = Path(folder)
     path = folder / "sessions.csv"
@@ -64,6 +64,10 @@ def build_session_table(folder: str | Path) -> pd.DataFrame:
         .reindex(per_session, fill_value=0).astype(int)
     sessions["channel_count"] = channels.groupby("ecephys_session_id").size().reindex(per_session, fill_value=0).astype(int)
     sessions["probe_count"] = probes.groupby("ecephys_session_id").size().reindex(per_session, fill_value=0).astype(int)
+    if "has_lfp_data" in probes:  # which probes have an LFP file (probe_<id>_lfp.nwb beside the session)
+        lfp = probes[probes["has_lfp_data"].astype(str).str.lower() == "true"]
+        ids = lfp.groupby("ecephys_session_id").apply(lambda g: sorted(int(i) for i in g.index))
+        sessions["lfp_probe_ids"] = [ids.get(i, []) for i in per_session]
     areas = channels.dropna(subset=["ecephys_structure_acronym"]).groupby("ecephys_session_id")["ecephys_structure_acronym"]
     acronyms = areas.agg(lambda s: sorted(set(s)))
     sessions["ecephys_structure_acronyms"] = [acronyms.get(i, []) for i in per_session]

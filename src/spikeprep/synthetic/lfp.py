@@ -68,9 +68,10 @@ def write_probe_lfp(path: str | Path, spec: SynthSpec, probe: dict, channels: di
             g.attrs.update({"namespace": "core", "neurodata_type": "ElectricalSeries", "description": "no description",
                             "comments": "no comments"})
             rows = int(min(n, LFP_RATE * _BLOCK_S))
-            data = g.create_dataset("data", shape=(n, n_ch), dtype="f4", chunks=(min(max(n, 1), 1250), n_ch))
+            # contiguous, as AllenSDK's writer leaves them: a window is one byte range
+            data = g.create_dataset("data", shape=(n, n_ch), dtype="f4")
             data.attrs.update({"unit": "volts", "conversion": 1.0, "resolution": -1.0, "offset": 0.0})
-            stamps = g.create_dataset("timestamps", shape=(n,), dtype="f8", chunks=(min(max(n, 1), 8192),))
+            stamps = g.create_dataset("timestamps", shape=(n,), dtype="f8")
             stamps.attrs.update({"unit": "seconds", "interval": 1})
             g["electrodes"] = np.arange(n_ch, dtype=np.int64)
             state = np.zeros((1, n_ch))
