@@ -57,6 +57,8 @@ _API = {
     "open_session": "analysis.session",
     "ExportedSession": "analysis.session",
     "EcephysSession": "ecephys",
+    "EcephysProjectCache": "project_cache",
+    "open_cache": "project_cache",
     "UnitFilter": "analysis.unit_filter",
     "align_session": "analysis.aligned_store",
     "align_many": "pipeline",

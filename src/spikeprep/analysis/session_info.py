@@ -157,7 +157,9 @@ class SessionInfo:
         released files: ``ecephys_structure_acronym``, ``ecephys_structure_id``."""
         table = self.channel_table.rename(columns=_CHANNEL_RENAMES)
         table.index.name = "id"
-        table = table[sorted(c for c in table.columns if c not in ("probe_name", "structure_id"))]
+        # columns the file did not have (all null) are left out, as AllenSDK shows the file's columns
+        absent = {c for c in ("structure_id", "filtering") if table[c].isna().all()}
+        table = table[sorted(c for c in table.columns if c not in {"probe_name", *absent})]
         table["ecephys_structure_acronym"] = table["structure_acronym"]
         table["ecephys_structure_id"] = self.channel_table["structure_id"].to_numpy()
         if self.unit_filter is not None:

@@ -16,7 +16,7 @@ import pandas as pd
 from ..core.errors import DownloadError
 from .catalog import CATALOG_FILES, build_session_table
 
-__all__ = ["session_table", "Download", "download_sessions", "default_cache"]
+__all__ = ["session_table", "fetch_catalog", "Download", "download_sessions", "default_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ def session_table(base_url: str | None = None, cache: str | Path | None = None, 
     offline : bool
         Use the cached CSVs only.
     """
+    return build_session_table(fetch_catalog(base_url, cache, offline=offline))
+
+
+def fetch_catalog(base_url: str | None = None, cache: str | Path | None = None, *, offline: bool = False) -> Path:
+    """Bring the catalog CSVs into ``cache`` (each verified, resumed, kept when the bucket
+    cannot be reached and a copy is there); returns the folder."""
     import httpx
 
     from .download import base_url as resolve
@@ -55,7 +61,7 @@ def session_table(base_url: str | None = None, cache: str | Path | None = None, 
                         log.warning("%s; using the cached copy", exc)
                     elif name == "sessions.csv":
                         raise
-    return build_session_table(folder)
+    return folder
 
 
 @dataclass

@@ -1,0 +1,107 @@
+"""EcephysProjectCache on a catalog: every table as AllenSDK 2.16.2 returned it for the
+same catalog (../shared/allen/reference_cache), and sessions from a loopback bucket."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import spikeprep
+from spikeprep.core.errors import SpikeprepError
+from spikeprep.synthetic import SynthSpec, write_bucket
+
+from .conftest import REFERENCE
+from .http_bucket import Bucket
+
+CACHE_REF = REFERENCE.parent / "reference_cache"
+EXPECTED = json.loads((CACHE_REF / "allensdk_tables.json").read_text())
+
+
+def _value(x: object) -> object:
+    if isinstance(x, dict) and "list" in x:
+        return [_value(i) for i in x["list"]]
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_value(i) for i in list(x)]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) else float(x)
+    return x
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):  # AllenSDK's pandas 1.5 parser: one ulp off on some values
+        return math.isclose(a, b, rel_tol=1e-15, abs_tol=0.0)
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> spikeprep.EcephysProjectCache:
+    folder = tmp_path_factory.mktemp("cache")
+    for f in (CACHE_REF / "catalog").glob("*.csv"):
+        shutil.copy(f, folder / f.name)
+    (folder / "manifest.json").write_text("{}")
+    return spikeprep.EcephysProjectCache.fixed(manifest=folder / "manifest.json")
+
+
+@pytest.mark.parametrize("label", list(EXPECTED["calls"]))
+def test_every_call_is_allensdks(label: str, cache) -> None:
+    call, expected = EXPECTED["calls"][label], EXPECTED["results"][label]
+    kwargs = {k: float(v) if v in ("inf", "-inf") else v for k, v in call["kwargs"].items()}
+    got = getattr(cache, call["method"])(**kwargs)
+    if expected["kind"] == "list":
+        assert _value(got) == expected["values"]
+        return
+    assert got.index.name == expected["index_name"] and [int(i) for i in got.index] == expected["index"]
+    assert list(got.columns) == expected["columns"]
+    assert {c: str(got[c].dtype) for c in got.columns} == expected["dtypes"]
+    for column in expected["columns"]:
+        assert _same(_value(got[column].tolist()), _value(expected["data"][column])), column
+
+
+def test_tables_are_read_once(cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache.get_units()
+    reads = []
+    original = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: reads.append(a) or original(*a, **k))
+    cache.get_session_table(), cache.get_units(filter_by_validity=False), cache.get_channels()
+    assert reads == []
+
+
+def test_fixed_without_a_catalog_says_so(tmp_path: Path) -> None:
+    with pytest.raises(SpikeprepError, match="no catalog here"):
+        spikeprep.EcephysProjectCache.fixed(manifest=tmp_path / "manifest.json").get_session_table()
+    with pytest.warns(UserWarning, match="ignores fetch_tries, timeout"):
+        spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "manifest.json", fetch_tries=3, timeout=9)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_get_session_data_exports_once_and_filters_as_allensdk(stream: bool, tmp_path: Path) -> None:
+    spec = SynthSpec(n_units=40, duration=60.0, n_probes=2, seed=51)
+    root = write_bucket(tmp_path / "bucket", [spec])
+    with Bucket(root) as bucket:
+        cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "cache" / "manifest.json",
+                                                             base_url=bucket.url, stream=stream)
+        session = cache.get_session_data(spec.sid)
+        assert (tmp_path / "cache" / f"session_{spec.sid}" / f"session_{spec.sid}.nwb").exists() != stream
+        units = cache.get_units()
+        assert sorted(session.units.index) == sorted(units[units["ecephys_session_id"] == spec.sid].index)
+        again = cache.get_session_data(spec.sid)
+        assert again.record.finished_at == session.record.finished_at  # opened, not exported again
+        off = dict(filter_by_validity=False, amplitude_cutoff_maximum=np.inf, presence_ratio_minimum=-np.inf,
+                   isi_violations_maximum=np.inf)
+        every = cache.get_session_data(spec.sid, filter_out_of_brain_units=False, **off)
+        table = cache.get_units(**off)
+        assert every.num_units == (table["ecephys_session_id"] == spec.sid).sum() > session.num_units
+        with pytest.raises(SpikeprepError, match="no session 1 in the catalog"):
+            cache.get_session_data(1)
