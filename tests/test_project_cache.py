@@ -105,3 +105,29 @@ def test_get_session_data_exports_once_and_filters_as_allensdk(stream: bool, tmp
         assert every.num_units == (table["ecephys_session_id"] == spec.sid).sum() > session.num_units
         with pytest.raises(SpikeprepError, match="no session 1 in the catalog"):
             cache.get_session_data(1)
+
+
+def test_templates_come_from_the_bucket_once(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = write_bucket(tmp_path / "bucket", [SynthSpec(n_units=10, duration=30.0, n_probes=1, seed=52)])
+    with Bucket(root) as bucket:
+        cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "cache" / "manifest.json",
+                                                             base_url=bucket.url)
+        scene = cache.get_natural_scene_template(2)
+        expected = np.asarray(Image.open(root / "natural_scene_templates" / "natural_scene_2.tiff"))
+        assert scene.dtype == np.uint8 and scene.shape == (48, 64)
+        np.testing.assert_array_equal(scene, expected)
+        movie = cache.get_natural_movie_template(1)
+        np.testing.assert_array_equal(movie, np.load(root / "natural_movie_templates" / "natural_movie_1.h5"))
+        sent = dict(bucket.sent)
+        np.testing.assert_array_equal(cache.get_natural_scene_template(2), scene)  # from the cache now
+        assert dict(bucket.sent) == sent
+        with pytest.raises(SpikeprepError, match="natural scene template 99"):
+            cache.get_natural_scene_template(99)
+        left = {p.name for p in (tmp_path / "cache" / "natural_scene_templates").iterdir()}
+        assert "natural_scene_99.tiff" not in left and not any(n.endswith(".part") for n in left)
+    offline = spikeprep.EcephysProjectCache.fixed(manifest=tmp_path / "cache")
+    np.testing.assert_array_equal(offline.get_natural_movie_template(1), movie)
+    with pytest.raises(SpikeprepError, match="not in the cache"):
+        offline.get_natural_movie_template(3)

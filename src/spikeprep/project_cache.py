@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
@@ -22,6 +22,9 @@ from .core.errors import SpikeprepError
 from .ecephys import EcephysSession
 from .io.allensdk_tables import CatalogTables
 from .io.bucket import fetch_catalog
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["EcephysProjectCache", "open_cache"]
 
@@ -115,6 +118,19 @@ class EcephysProjectCache:
 
     def get_all_sexes(self, **session_kwargs: Any) -> list[Any]:
         return self.get_session_table(**session_kwargs)["sex"].unique().tolist()
+
+    # ------------------------------------------------------------------ stimulus templates
+    def get_natural_scene_template(self, number: int) -> "np.ndarray":
+        """Natural scene ``number`` (rows × columns, uint8), from the cache or the bucket."""
+        from .io.templates import fetch_template, read_scene
+
+        return read_scene(fetch_template(self.cache, "scene", number, self.base_url, offline=self.offline))
+
+    def get_natural_movie_template(self, number: int) -> "np.ndarray":
+        """Natural movie ``number`` (frames × rows × columns), from the cache or the bucket."""
+        from .io.templates import fetch_template, read_movie
+
+        return read_movie(fetch_template(self.cache, "movie", number, self.base_url, offline=self.offline))
 
     # ------------------------------------------------------------------ sessions
     def get_session_data(self, session_id: int, filter_by_validity: bool = True,

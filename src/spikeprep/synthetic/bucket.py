@@ -68,5 +68,25 @@ def write_bucket(folder: str | Path, specs: list[SynthSpec]) -> Path:
     pd.DataFrame(probes).to_csv(folder / "probes.csv", index=False)
     pd.concat(channels).to_csv(folder / "channels.csv", index=False)
     pd.concat(units).to_csv(folder / "units.csv", index=False)
+    _write_templates(folder)
     (folder / "manifest.json").write_text(json.dumps({"manifest_version": "0.3.0", "spikeprep_synthetic": True}))
     return folder
+
+
+def _write_templates(folder: Path, scenes: int = 3, movies: tuple[int, ...] = (1, 3)) -> None:
+    """Small stimulus templates in the bucket's layout (AllenSDK's cache names): scenes as
+    8-bit TIFF images, movies as NumPy arrays (frames × rows × columns, uint8)."""
+    from PIL import Image
+
+    from ..io.templates import template_path
+
+    rng = np.random.default_rng(7)
+    for n in range(scenes):
+        path = template_path(folder, "scene", n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (48, 64), dtype=np.uint8)).save(path, format="TIFF")
+    for n in movies:
+        path = template_path(folder, "movie", n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            np.save(f, rng.integers(0, 256, (30, 24, 32), dtype=np.uint8))
