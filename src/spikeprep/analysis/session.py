@@ -37,7 +37,7 @@ from ..export.tables import Column
 from .alignment import (aligned_counts, aligned_spike_times, check_edges, condition_statistics, domain_counts,
                         interval_means, window_counts)
 from .lfp_session import LfpViews
-from .session_info import SessionInfo
+from .session_info import SessionInfo, as_object_text
 from .stimulus_views import StimulusViews
 from .unit_filter import UnitFilter
 
@@ -152,7 +152,7 @@ class ExportedSession(SessionInfo, StimulusViews, LfpViews):
     # ------------------------------------------------------------------ tables
     @cached_property
     def _all_units(self) -> pd.DataFrame:
-        units = open_units(self.folder.out, self.ecephys_session_id)
+        units = as_object_text(open_units(self.folder.out, self.ecephys_session_id))
         for column, aliases in ALLENSDK_UNIT_ALIASES.items():
             for alias in aliases:
                 if column in units and alias not in units:

@@ -21,10 +21,16 @@ from ..export.layout import SessionRecord
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["SessionInfo", "value_intervals"]
+__all__ = ["SessionInfo", "value_intervals", "as_object_text"]
 
 _PROBE_COLUMNS = ["description", "location", "sampling_rate", "lfp_sampling_rate", "has_lfp_data"]
 _CHANNEL_RENAMES = {"local_index": "probe_channel_number", "region": "structure_acronym"}
+
+
+def as_object_text(table: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as ``object``, the dtype AllenSDK's tables have (pandas 3 reads "str")."""
+    text = [c for c in table.columns if pd.api.types.is_string_dtype(table[c]) and table[c].dtype != object]
+    return table.astype({c: object for c in text}) if text else table
 
 
 def value_intervals(values: Sequence[Any]) -> np.ndarray:
@@ -147,7 +153,7 @@ class SessionInfo:
         ``sampling_rate`` and ``lfp_sampling_rate`` (Hz), ``has_lfp_data``."""
         table = self.probe_table.rename(columns={"name": "description"})
         table.index.name = "id"
-        return table[_PROBE_COLUMNS]
+        return as_object_text(table[_PROBE_COLUMNS])
 
     @cached_property
     def channels(self) -> pd.DataFrame:
@@ -164,7 +170,7 @@ class SessionInfo:
         table["ecephys_structure_id"] = self.channel_table["structure_id"].to_numpy()
         if self.unit_filter is not None:
             table = table[self.unit_filter.channels(table)]
-        return table
+        return as_object_text(table)
 
     def channel_structure_intervals(self, channel_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Runs of channels in one structure, along ``channel_ids`` as given.
