@@ -12,6 +12,30 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "allen" / "referenc
 REFERENCE_NAMES = sorted(p.stem for p in REFERENCE.glob("*.nwb"))
 
 
+REFERENCE2 = REFERENCE.parent / "reference2"
+NAMES2 = sorted(p.stem for p in REFERENCE2.glob("*s.nwb"))
+
+
+def full(name: str) -> Path:
+    """AllenSDK's output for every session call on reference2 file ``name``."""
+    return REFERENCE2 / f"{name}.allensdk" / "full"
+
+
+@pytest.fixture(scope="session")
+def reference2_sessions(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Each reference2 file exported once and opened (name → ExportedSession)."""
+    import spikeprep
+    from spikeprep.pipeline import export_file
+
+    out = tmp_path_factory.mktemp("reference2")
+    found = {}
+    for name in NAMES2:
+        r = export_file(REFERENCE2 / f"{name}.nwb", out)
+        assert r.ok, r.message
+        found[name] = spikeprep.open_session(out, r.session_id)
+    return found
+
+
 def reference_nwb(name: str) -> Path:
     return REFERENCE / f"{name}.nwb"
 

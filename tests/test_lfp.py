@@ -18,27 +18,15 @@ from spikeprep.core.errors import SpikeprepError
 from spikeprep.pipeline import export_file
 from spikeprep.synthetic import SynthSpec, write_session
 
-from .conftest import REFERENCE
+from .conftest import NAMES2, REFERENCE2, full
 from .http_bucket import Bucket
 
-REFERENCE2 = REFERENCE.parent / "reference2"
-NAMES2 = sorted(p.stem for p in REFERENCE2.glob("*s.nwb"))
 SPEC = SynthSpec(n_units=30, duration=300.0, n_probes=2, seed=4, lfp=True, lfp_channels=12)
 
 
-def full(name: str) -> Path:
-    return REFERENCE2 / f"{name}.allensdk" / "full"
-
-
 @pytest.fixture(scope="module")
-def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, spikeprep.ExportedSession]:
-    out = tmp_path_factory.mktemp("lfp_ref")
-    found = {}
-    for name in NAMES2:
-        r = export_file(REFERENCE2 / f"{name}.nwb", out)
-        assert r.ok, r.message
-        found[name] = spikeprep.open_session(out, r.session_id)
-    return found
+def references(reference2_sessions: dict) -> dict:
+    return reference2_sessions
 
 
 @pytest.fixture(scope="module")

@@ -17,25 +17,13 @@ import spikeprep
 from spikeprep.core.errors import SpikeprepError
 from spikeprep.pipeline import export_file
 
-from .conftest import REFERENCE
+from .conftest import NAMES2, REFERENCE, REFERENCE2, full
 
-REFERENCE2 = REFERENCE.parent / "reference2"
-NAMES2 = sorted(p.stem for p in REFERENCE2.glob("*s.nwb"))
-
-
-def full(name: str) -> Path:
-    return REFERENCE2 / f"{name}.allensdk" / "full"
 
 
 @pytest.fixture(scope="module")
-def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, spikeprep.ExportedSession]:
-    out = tmp_path_factory.mktemp("api")
-    found = {}
-    for name in NAMES2:
-        r = export_file(REFERENCE2 / f"{name}.nwb", out)
-        assert r.ok, r.message
-        found[name] = spikeprep.open_session(out, r.session_id)
-    return found
+def sessions(reference2_sessions: dict) -> dict:
+    return reference2_sessions
 
 
 def _sdk_csv(path: Path, **kwargs: object) -> pd.DataFrame:
