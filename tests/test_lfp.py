@@ -159,7 +159,8 @@ def test_streamed_probe_files_fetch_only_their_windows(references, tmp_path: Pat
     served.mkdir()
     for f in REFERENCE2.glob(f"{name}*_lfp.nwb"):
         shutil.copy(f, served / f.name.replace(f"{name}_", ""))
-    s = references[name]
+    shared = references[name]
+    s = spikeprep.open_session(shared.folder.out, shared.ecephys_session_id)  # its own LFP paths
     pid = int(s.probes.index[0])
     local = s.get_lfp(pid)
     with Bucket(served) as bucket:
