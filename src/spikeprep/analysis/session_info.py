@@ -119,8 +119,11 @@ class SessionInfo:
 
     @property
     def structurewise_unit_counts(self) -> pd.Series:
-        """Units per structure, most first (ties in order of first appearance)."""
-        counts = self.units["ecephys_structure_acronym"].value_counts(sort=False)
+        """Units per structure, most first; ties in order of first appearance along the
+        units as AllenSDK orders them (by probe, then position on the probe)."""
+        order = ["probe_description", "probe_vertical_position", "probe_horizontal_position"]
+        units = self.units.sort_values(order, kind="stable") if set(order) <= set(self.units.columns) else self.units
+        counts = units["ecephys_structure_acronym"].value_counts(sort=False)
         counts = counts.sort_values(ascending=False, kind="stable")
         return pd.Series(counts.to_numpy(dtype=np.int64), index=pd.Index(counts.index.to_numpy(dtype=object)),
                          name="ecephys_structure_acronym")
