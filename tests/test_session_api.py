@@ -314,3 +314,14 @@ def test_from_nwb_path_streams_a_url(tmp_path: Path) -> None:
     invalid = pd.read_csv(full(name) / "invalid_times.csv")
     assert len(s.get_invalid_times()) == len(invalid) and list(s.get_invalid_times().columns) == ["start_time",
                                                                                                   "stop_time", "tags"]
+
+
+@pytest.mark.parametrize("name", NAMES2)
+def test_units_have_allensdks_columns(name: str, sessions) -> None:
+    """Every column of AllenSDK's units (with every filter off) is there, with its values;
+    the order of the rows is the file's (a documented difference)."""
+    s = sessions[name]
+    sdk = _sdk_csv(REFERENCE2 / f"{name}.allensdk" / "no_filters" / "units.csv", index_col=0)
+    assert set(sdk.columns) <= set(s.units.columns)
+    ours = s.units.loc[sdk.index, sdk.columns]
+    pd.testing.assert_frame_equal(ours, sdk, check_names=False, check_dtype=False, check_exact=False, rtol=1e-12)

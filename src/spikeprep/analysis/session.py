@@ -152,12 +152,22 @@ class ExportedSession(SessionInfo, StimulusViews, LfpViews):
     # ------------------------------------------------------------------ tables
     @cached_property
     def _all_units(self) -> pd.DataFrame:
-        units = as_object_text(open_units(self.folder.out, self.ecephys_session_id))
+        """Every unit in the exported order (that of the store and the spike trains), with
+        AllenSDK's names for some columns and its joined peak-channel and probe columns."""
+        units = open_units(self.folder.out, self.ecephys_session_id)
         for column, aliases in ALLENSDK_UNIT_ALIASES.items():
             for alias in aliases:
                 if column in units and alias not in units:
                     units[alias] = units[column]
-        return units
+        peak = self.channel_table.reindex(units["peak_channel_id"].to_numpy())
+        probe = self.probe_table.reindex(units["probe_id"].to_numpy())
+        joined = {"probe_channel_number": peak["local_index"], "filtering": peak["filtering"],
+                  "location": probe["location"], "probe_sampling_rate": probe["sampling_rate"],
+                  "probe_lfp_sampling_rate": probe["lfp_sampling_rate"], "probe_has_lfp_data": probe["has_lfp_data"]}
+        for name, values in joined.items():
+            if name not in units:
+                units[name] = values.to_numpy()
+        return as_object_text(units)
 
     @cached_property
     def units(self) -> pd.DataFrame:
