@@ -151,6 +151,10 @@ def test_a_probe_without_an_lfp_file_names_it(synthetic, tmp_path: Path) -> None
     other = spikeprep.open_session(tmp_path / "out2", r.session_id)
     with pytest.raises(SpikeprepError, match="has no LFP data"):
         other.get_lfp(other.probes.index[0])
+    p = _cli("lfp", str(tmp_path / "out2"), "--session", str(r.session_id))
+    assert p.returncode == 1 and p.stderr.strip().splitlines() == [
+        f"spikeprep: session {r.session_id}: no probe has LFP data (has_lfp_data is False for each)"]
+    assert not (other.folder / "lfp").exists()
 
 
 def test_streamed_probe_files_fetch_only_their_windows(references, tmp_path: Path) -> None:

@@ -31,6 +31,9 @@ def cmd_lfp(a: argparse.Namespace) -> int:
         probes = [int(a.probe)]
     else:
         raise SystemExit(usage(a, f"--probe {a.probe}: give a probe id or all"))
+    if not probes:
+        fail(f"session {a.session}: no probe has LFP data (has_lfp_data is False for each)")
+        return EXIT_FAILED
     if a.stream:
         session.lfp_cache = Path(a.cache) if a.cache else None
         base = session_url(a.session, a.base_url).rsplit("/", 1)[0]
