@@ -24,7 +24,7 @@ from xarray.core.indexing import IndexSelResult, LazilyIndexedArray
 
 from ..io.lfp import Csd, LfpFile, SortedTimes
 
-__all__ = ["SortedTimeIndex", "lfp_array", "csd_array", "invalid_intervals", "window_rows"]
+__all__ = ["SortedTimeIndex", "lfp_array", "csd_array", "invalid_intervals", "in_intervals", "window_rows"]
 
 
 class _TimesArray(BackendArray):
@@ -64,10 +64,7 @@ class _MaskedLfp(BackendArray):
         lo, hi = self.times.lo + start, self.times.lo + stop
         block = self.lfp.read(slice(lo, hi) if step == 1 or lo >= hi else slice(lo, hi, step), columns)
         if len(self.intervals) and block.size:
-            t = self.times.read(start, stop)[::step]
-            bad = np.zeros(len(t), dtype=bool)
-            for a, b in self.intervals:
-                bad |= (t >= a) & (t <= b)
+            bad = in_intervals(self.times.read(start, stop)[::step], self.intervals)
             if bad.any():
                 block = block.astype(np.result_type(block.dtype, np.float32), copy=True)
                 block[bad] = np.nan
@@ -129,6 +126,14 @@ class SortedTimeIndex(Index):
 
     def _repr_inline_(self, max_width: int) -> str:
         return f"SortedTimeIndex ({len(self.times)} timestamps in the file)"
+
+
+def in_intervals(times: np.ndarray, intervals: np.ndarray) -> np.ndarray:
+    """Which times lie in one of the closed intervals ``[start, stop]`` (AllenSDK's mask)."""
+    bad = np.zeros(len(times), dtype=bool)
+    for a, b in intervals:
+        bad |= (times >= a) & (times <= b)
+    return bad
 
 
 def invalid_intervals(invalid_times: pd.DataFrame, probe_name: str) -> np.ndarray:

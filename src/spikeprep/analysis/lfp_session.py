@@ -111,7 +111,7 @@ class LfpViews:
         """The probe's LFP, lazy: ``LFP``, ``time`` (s) × ``channel`` (electrode id), in
         the file's unit (volts). Selecting a window (``.sel(time=slice(a, b))``) or
         channels reads only those; invalid intervals are NaN, as AllenSDK masks them."""
-        from .lfp import lfp_array
+        from .lfp import in_intervals, lfp_array
 
         copy = self._lfp_copy(probe_id)
         if copy is not None:  # spikeprep lfp wrote it into the folder
@@ -119,11 +119,7 @@ class LfpViews:
             lfp = copy[0]
             if intervals is None or not len(intervals):
                 return lfp
-            t = lfp["time"].values
-            bad = np.zeros(len(t), dtype=bool)
-            for a, b in intervals:
-                bad |= (t >= a) & (t <= b)
-            return lfp.where(~xr_mask(bad, lfp))
+            return lfp.where(~xr_mask(in_intervals(lfp["time"].values, intervals), lfp))
         return lfp_array(self.lfp_file(probe_id), self._lfp_intervals(probe_id, mask_invalid_intervals))
 
     def _lfp_copy(self, probe_id: int) -> "tuple[xr.DataArray, xr.DataArray] | None":
@@ -168,7 +164,7 @@ class LfpViews:
         """
         import xarray as xr
 
-        from .lfp import window_rows
+        from .lfp import in_intervals, window_rows
 
         probe_id = self._lfp_probe(channel_ids, probe_id)
         lfp = self.lfp_file(probe_id)
@@ -187,10 +183,7 @@ class LfpViews:
             block = lfp.read(slice(lo, hi))
             out[i, ok] = block[r[ok] - lo][:, columns]
             if intervals is not None and len(intervals):
-                t = lfp.times.read(lo, hi)[r[ok] - lo]
-                bad = np.zeros(len(t), dtype=bool)
-                for a, b in intervals:
-                    bad |= (t >= a) & (t <= b)
+                bad = in_intervals(lfp.times.read(lo, hi)[r[ok] - lo], intervals)
                 out[i, np.flatnonzero(ok)[bad]] = np.nan
         return xr.DataArray(out, name="presentation_lfp",
                             dims=("stimulus_presentation_id", "time_from_presentation_onset", "channel"),
