@@ -23,8 +23,7 @@ from .columns import (CHANNEL_COLUMNS, EYE_TRACKING_COLUMNS, INVALID_COLUMNS, OP
                       RUNNING_COLUMNS, STIMULUS_COLUMNS, UNIT_COLUMNS)
 from .layout import SessionRecord
 from .tables import Column, read_table, table_rows, write_table
-from .waveforms import (AMPLITUDE_COLUMNS, check_amplitudes, check_waveforms, open_waveforms, write_amplitudes,
-                        write_waveforms)
+from .waveforms import AMPLITUDE_COLUMNS, check_waveforms, open_waveforms, write_amplitudes, write_waveforms
 
 __all__ = ["Output", "OUTPUTS", "wanted_outputs", "declare", "table_output", "write_spike_times", "write_binned", "check_output"]
 
@@ -215,7 +214,7 @@ declare(table_output("eye_tracking", "eye_tracking.parquet",
                                              .rename(columns={"Time (s)": "time"}), s),
                      EYE_TRACKING_COLUMNS))
 declare(Output("binned", "binned.zarr", write_binned, _open_binned, _check_binned))
-declare(Output("spike_amplitudes", "spike_amplitudes.parquet", write_amplitudes, read_table, check_amplitudes,
-               AMPLITUDE_COLUMNS, wanted=lambda options: options.amplitudes))
+declare(Output("spike_amplitudes", "spike_amplitudes.parquet", write_amplitudes, read_table,
+               _check_rows("spike_amplitudes"), AMPLITUDE_COLUMNS, wanted=lambda options: options.amplitudes))
 declare(Output("mean_waveforms", "mean_waveforms.zarr", write_waveforms, open_waveforms, check_waveforms,
                wanted=lambda options: options.waveforms))

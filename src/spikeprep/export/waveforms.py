@@ -21,10 +21,9 @@ from ..core.errors import ExportError
 from ..core.model import Session
 from ..core.options import ExportOptions
 from .layout import SessionRecord
-from .tables import Column, table_rows
+from .tables import Column
 
-__all__ = ["AMPLITUDE_COLUMNS", "write_amplitudes", "check_amplitudes", "write_waveforms", "open_waveforms",
-           "check_waveforms"]
+__all__ = ["AMPLITUDE_COLUMNS", "write_amplitudes", "write_waveforms", "open_waveforms", "check_waveforms"]
 
 AMPLITUDE_COLUMNS = (
     Column("unit_id", "int64", "", "Allen unit id"),
@@ -58,12 +57,6 @@ def write_amplitudes(session: Session, path: Path, options: ExportOptions) -> di
             writer.write_table(pa.table({"unit_id": ids, "amplitude": values.astype(np.float64)}, schema=schema))
             rows += len(values)
     return {"rows": rows}
-
-
-def check_amplitudes(path: Path, record: SessionRecord) -> list[str]:
-    expected = record.outputs.get("spike_amplitudes", {}).get("rows")
-    n = table_rows(path)
-    return [] if n == expected else [f"{path}: {n} rows, session.json says {expected}"]
 
 
 def write_waveforms(session: Session, path: Path, options: ExportOptions) -> dict[str, Any]:
