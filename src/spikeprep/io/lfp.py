@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from ..core.errors import NWBFormatError, SpikeprepError
+from .nwb_tables import attr_text
 from .source import Source
 
 __all__ = ["LfpFile", "SortedTimes", "Csd", "lfp_file_name"]
@@ -121,7 +122,7 @@ class LfpFile:
             self.file.close()
             raise NWBFormatError(source.location, f"LFP data {self.data.shape} does not match its "
                                                   f"{len(self.times)} timestamps")
-        self.unit = _text(self.data.attrs.get("unit", "volts"))
+        self.unit = attr_text(self.data.attrs.get("unit", "volts"))
         self.conversion = float(self.data.attrs.get("conversion", 1.0))
 
     def channel_ids(self) -> np.ndarray:
@@ -151,11 +152,7 @@ class LfpFile:
         ts = g["current_source_density"]
         return Csd(ts["data"][()].T.astype(np.float64, copy=False), ts["timestamps"][()].astype(np.float64),
                    g["virtual_electrode_y_positions"][()], g["virtual_electrode_x_positions"][()],
-                   _text(ts["data"].attrs.get("unit", "")))
+                   attr_text(ts["data"].attrs.get("unit", "")))
 
     def close(self) -> None:
         self.file.close()
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)

@@ -15,6 +15,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from .nwb_tables import attr_text
+
 __all__ = ["OPTO_COLUMNS", "ELLIPSE_COLUMNS", "GAZE_COLUMNS", "read_optotagging", "read_eye_tracking", "read_rig",
            "read_subject"]
 
@@ -33,8 +35,8 @@ _RIG = "processing/eye_tracking_rig_metadata/eye_tracking_rig_metadata"
 _RIG_ARRAYS = ("monitor_position", "camera_position", "led_position", "monitor_rotation", "camera_rotation")
 
 
-def _text(values: np.ndarray) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+def _texts(values: np.ndarray) -> np.ndarray:
+    return np.array([attr_text(v) for v in values], dtype=object)
 
 
 def read_optotagging(f: h5py.File) -> pd.DataFrame:
@@ -52,7 +54,7 @@ def read_optotagging(f: h5py.File) -> pd.DataFrame:
         if ds is None:
             data[c] = np.full(len(ids), None if c in ("condition", "stimulus_name") else np.nan)
         elif h5py.check_string_dtype(ds.dtype) is not None:
-            data[c] = _text(ds[()])
+            data[c] = _texts(ds[()])
         else:
             data[c] = ds[()].astype(np.float64)
     if "duration" not in g and "start_time" in g and "stop_time" in g:
@@ -95,11 +97,9 @@ def read_rig(f: h5py.File) -> dict[str, Any]:
     geometry = {}
     for name in _RIG_ARRAYS:
         if name in g:
-            unit = g[name].attrs.get("unit", "")
-            unit = unit.decode() if isinstance(unit, bytes) else str(unit)
-            geometry[f"{name}_{unit}"] = [float(x) for x in g[name][()]]
+            geometry[f"{name}_{attr_text(g[name].attrs.get('unit', ''))}"] = [float(x) for x in g[name][()]]
     equipment = g.attrs.get("equipment", "")
-    return {"equipment": equipment.decode() if isinstance(equipment, bytes) else str(equipment),
+    return {"equipment": attr_text(equipment),
             "geometry": geometry}
 
 
@@ -113,8 +113,7 @@ def read_subject(f: h5py.File) -> dict[str, Any]:
     def text(name: str) -> str | None:
         if name not in f:
             return None
-        v = f[name][()]
-        return v.decode() if isinstance(v, bytes) else str(v)
+        return attr_text(f[name][()])
 
     age_in_days = attrs.get("age_in_days")
     if age_in_days is None:  # older files: only the ISO 8601 age ("P111D")
@@ -123,7 +122,7 @@ def read_subject(f: h5py.File) -> dict[str, Any]:
         age_in_days = float(digits) if digits.replace(".", "", 1).isdigit() else None
     name = attrs.get("specimen_name")
     return {
-        "specimen_name": name.decode() if isinstance(name, bytes) else name,
+        "specimen_name": None if name is None else attr_text(name),
         "age_in_days": None if age_in_days is None else float(age_in_days),
         "full_genotype": text("general/subject/genotype"),
         "strain": text("general/subject/strain"),

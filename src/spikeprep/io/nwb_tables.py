@@ -79,7 +79,8 @@ def _region(values: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- tables
-def _attr_text(v: Any) -> str:
+def attr_text(v: Any) -> str:
+    """An HDF5 attribute or scalar as text (h5py gives bytes or str)."""
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
@@ -99,7 +100,7 @@ def read_probes(f: h5py.File) -> pd.DataFrame:
             "sampling_rate": float(dattrs.get("sampling_rate", attrs.get("sampling_rate", np.nan))),
             "lfp_sampling_rate": float(attrs.get("lfp_sampling_rate", np.nan)),
             "has_lfp_data": bool(attrs.get("has_lfp_data", False)),
-            "location": _attr_text(attrs.get("location", "")),
+            "location": attr_text(attrs.get("location", "")),
         })
     cols = ["probe_id", "name", "sampling_rate", "lfp_sampling_rate", "has_lfp_data", "location"]
     return pd.DataFrame(rows, columns=cols).set_index("probe_id")
