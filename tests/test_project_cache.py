@@ -131,3 +131,16 @@ def test_templates_come_from_the_bucket_once(tmp_path: Path) -> None:
     np.testing.assert_array_equal(offline.get_natural_movie_template(1), movie)
     with pytest.raises(SpikeprepError, match="not in the cache"):
         offline.get_natural_movie_template(3)
+
+
+def test_a_bound_of_none_is_no_bound_as_in_allensdk(cache) -> None:
+    """get_units(amplitude_cutoff_maximum=None) and the session filter agree: None lifts
+    the bound (AllenSDK's 'missing' value), an absent bound is the default."""
+    from spikeprep.analysis.unit_filter import UnitFilter
+
+    f = UnitFilter.from_kwargs(amplitude_cutoff_maximum=None, presence_ratio_minimum=None)
+    assert f.amplitude_cutoff_maximum == np.inf and f.presence_ratio_minimum == -np.inf
+    assert f.isi_violations_maximum == 0.5 and f.filter_by_validity
+    none = cache.get_units(amplitude_cutoff_maximum=None, presence_ratio_minimum=None, isi_violations_maximum=None)
+    inf = cache.get_units(amplitude_cutoff_maximum=np.inf, presence_ratio_minimum=-np.inf, isi_violations_maximum=np.inf)
+    assert list(none.index) == list(inf.index)

@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.options import AMPLITUDE_CUTOFF_MAX, ISI_VIOLATIONS_MAX, PRESENCE_RATIO_MIN
+from ..export.qc import passes_allen_qc
+from ..io.allensdk_tables import UNIT_FILTER_DEFAULTS, unit_filter_value
+
 __all__ = ["UnitFilter"]
 
 
@@ -34,33 +38,30 @@ class UnitFilter:
 
     filter_by_validity: bool = True
     filter_out_of_brain_units: bool = True
-    amplitude_cutoff_maximum: float = 0.1
-    presence_ratio_minimum: float = 0.95
-    isi_violations_maximum: float = 0.5
+    amplitude_cutoff_maximum: float = AMPLITUDE_CUTOFF_MAX
+    presence_ratio_minimum: float = PRESENCE_RATIO_MIN
+    isi_violations_maximum: float = ISI_VIOLATIONS_MAX
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "UnitFilter":
-        """From AllenSDK's ``api_kwargs``; TypeError naming an unknown one."""
+        """From AllenSDK's ``api_kwargs``: a bound left out is its default, a bound of None
+        is no bound, as in AllenSDK; TypeError naming an unknown argument."""
         unknown = sorted(set(kwargs) - set(cls.__dataclass_fields__))
         if unknown:
             raise TypeError(f"unknown unit filter argument {unknown[0]!r}; known: {', '.join(cls.__dataclass_fields__)}")
-        return cls(**{k: (float(v) if k.endswith(("maximum", "minimum")) else bool(v)) for k, v in kwargs.items()})
+        bounds = {k: unit_filter_value(k, kwargs) for k in UNIT_FILTER_DEFAULTS}
+        flags = {k: bool(v) for k, v in kwargs.items() if k not in UNIT_FILTER_DEFAULTS}
+        return cls(**flags, **bounds)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def units(self, units: pd.DataFrame) -> np.ndarray:
         """Which rows of an exported units table pass (bool array)."""
-        keep = np.ones(len(units), dtype=bool)
-        if self.filter_by_validity:
-            keep &= (units["quality"].astype(object) == "good").to_numpy() & units["valid_data"].to_numpy(dtype=bool)
-        if self.filter_out_of_brain_units:
-            keep &= units["region"].notna().to_numpy()
-        with np.errstate(invalid="ignore"):
-            keep &= (units["amplitude_cutoff"].to_numpy(dtype=float) <= self.amplitude_cutoff_maximum)
-            keep &= (units["presence_ratio"].to_numpy(dtype=float) >= self.presence_ratio_minimum)
-            keep &= (units["isi_violations"].to_numpy(dtype=float) <= self.isi_violations_maximum)
-        return keep
+        return passes_allen_qc(units, amplitude_cutoff_max=self.amplitude_cutoff_maximum,
+                               presence_ratio_min=self.presence_ratio_minimum,
+                               isi_violations_max=self.isi_violations_maximum, by_validity=self.filter_by_validity,
+                               in_brain=self.filter_out_of_brain_units).to_numpy()
 
     def channels(self, channels: pd.DataFrame) -> np.ndarray:
         """Which rows of a channels table pass (valid channels, with ``filter_by_validity``)."""

@@ -12,12 +12,15 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterator
 
-__all__ = ["ExportOptions", "OptionField", "option_fields", "BIN_SIZE_S", "SIGMA_BINS", "TAPS", "ISI_THRESHOLD_MS"]
+__all__ = ["ExportOptions", "OptionField", "option_fields", "BIN_SIZE_S", "SIGMA_BINS", "TAPS", "ISI_THRESHOLD_MS",
+           "AMPLITUDE_CUTOFF_MAX", "PRESENCE_RATIO_MIN", "ISI_VIOLATIONS_MAX"]
 
 BIN_SIZE_S = 0.005          # the notebook's 5 ms bins (200 Hz)
 SIGMA_BINS = math.sqrt(2.0)  # the notebook's kernel: exp(-(k - 5)² / 4), σ = √2 bins = 7.07 ms
 TAPS = 11
 ISI_THRESHOLD_MS = 5.0      # the notebook's ISI-violation threshold
+# AllenSDK's default unit filter: amplitude_cutoff <= 0.1, presence_ratio >= 0.95, isi_violations <= 0.5
+AMPLITUDE_CUTOFF_MAX, PRESENCE_RATIO_MIN, ISI_VIOLATIONS_MAX = 0.1, 0.95, 0.5
 
 
 def _opt(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None) -> Any:

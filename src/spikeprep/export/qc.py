@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..core.anatomy import VISUAL_AREAS
 from ..core.model import SpikeSource
-from ..core.options import ISI_THRESHOLD_MS
+from ..core.options import AMPLITUDE_CUTOFF_MAX, ISI_THRESHOLD_MS, ISI_VIOLATIONS_MAX, PRESENCE_RATIO_MIN
 
 __all__ = ["isi_metrics", "is_rs", "passes_allen_qc", "notebook_selection", "session_summary",
            "hill_isi_violations", "llobet_contamination", "RS_THRESHOLD_MS", "HILL_MIN_ISI_MS"]
@@ -114,15 +114,23 @@ def is_rs(waveform_duration_ms: pd.Series, threshold_ms: float = RS_THRESHOLD_MS
     return (waveform_duration_ms.astype(float) > threshold_ms).fillna(False).astype(bool)
 
 
-def passes_allen_qc(units: pd.DataFrame, *, amplitude_cutoff_max: float = 0.1, presence_ratio_min: float = 0.95,
-                    isi_violations_max: float = 0.5) -> pd.Series:
-    """AllenSDK's default unit filter; NaN metrics fail, as in AllenSDK."""
+def passes_allen_qc(units: pd.DataFrame, *, amplitude_cutoff_max: float = AMPLITUDE_CUTOFF_MAX,
+                    presence_ratio_min: float = PRESENCE_RATIO_MIN, isi_violations_max: float = ISI_VIOLATIONS_MAX,
+                    by_validity: bool = True, in_brain: bool = True) -> pd.Series:
+    """AllenSDK's unit filter (its defaults); NaN metrics fail, as in AllenSDK.
+
+    ``by_validity`` keeps good units on valid channels; ``in_brain`` drops units whose
+    peak channel has no structure (AllenSDK's ``filter_by_validity`` and
+    ``filter_out_of_brain_units``)."""
     def col(name: str) -> pd.Series:
         return units[name].astype(float) if name in units else pd.Series(np.nan, index=units.index)
 
-    ok = units["quality"].astype(object).eq("good") if "quality" in units else pd.Series(False, index=units.index)
-    ok &= units["valid_data"].astype(bool)
-    ok &= units["region"].notna()
+    ok = pd.Series(True, index=units.index)
+    if by_validity:
+        ok &= units["quality"].astype(object).eq("good") if "quality" in units else False
+        ok &= units["valid_data"].astype(bool)
+    if in_brain:
+        ok &= units["region"].notna()
     ok &= col("amplitude_cutoff").le(amplitude_cutoff_max)
     ok &= col("presence_ratio").ge(presence_ratio_min)
     ok &= col("isi_violations").le(isi_violations_max)

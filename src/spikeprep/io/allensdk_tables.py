@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import SpikeprepError
+from ..core.options import AMPLITUDE_CUTOFF_MAX, ISI_VIOLATIONS_MAX, PRESENCE_RATIO_MIN
 
-__all__ = ["CatalogTables", "UNIT_FILTER_DEFAULTS"]
+__all__ = ["CatalogTables", "UNIT_FILTER_DEFAULTS", "unit_filter_value"]
 
 # value when absent, value when None (AllenSDK's UNIT_FILTER_DEFAULTS)
-UNIT_FILTER_DEFAULTS = {"amplitude_cutoff_maximum": (0.1, np.inf), "presence_ratio_minimum": (0.95, -np.inf),
-                        "isi_violations_maximum": (0.5, np.inf)}
+UNIT_FILTER_DEFAULTS = {"amplitude_cutoff_maximum": (AMPLITUDE_CUTOFF_MAX, np.inf),
+                        "presence_ratio_minimum": (PRESENCE_RATIO_MIN, -np.inf),
+                        "isi_violations_maximum": (ISI_VIOLATIONS_MAX, np.inf)}
 _UNIT_RENAMES = {"PT_ratio": "waveform_PT_ratio", "amplitude": "waveform_amplitude", "duration": "waveform_duration",
                  "halfwidth": "waveform_halfwidth", "recovery_slope": "waveform_recovery_slope",
                  "repolarization_slope": "waveform_repolarization_slope", "spread": "waveform_spread",
@@ -37,7 +39,9 @@ _UNIT_SUPPRESS = ("air_channel_index", "surface_channel_index", "has_nwb", "lfp_
                   "epoch_name_quality_metrics", "epoch_name_waveform_metrics", "isi_experiment_id")
 
 
-def _filter_value(key: str, kwargs: dict[str, Any]) -> float:
+def unit_filter_value(key: str, kwargs: dict[str, Any]) -> float:
+    """AllenSDK's bound ``key`` from its keyword arguments: its default when absent, no
+    bound (±inf) when None."""
     default, when_none = UNIT_FILTER_DEFAULTS[key]
     value = kwargs.get(key, default)
     return when_none if value is None else float(value)
@@ -127,9 +131,9 @@ class CatalogTables:
     def _units(self, filter_by_validity: bool = True, **kwargs: Any) -> pd.DataFrame:
         units = self._units_raw
         with np.errstate(invalid="ignore"):
-            keep = ((units["amplitude_cutoff"] <= _filter_value("amplitude_cutoff_maximum", kwargs))
-                    & (units["presence_ratio"] >= _filter_value("presence_ratio_minimum", kwargs))
-                    & (units["isi_violations"] <= _filter_value("isi_violations_maximum", kwargs)))
+            keep = ((units["amplitude_cutoff"] <= unit_filter_value("amplitude_cutoff_maximum", kwargs))
+                    & (units["presence_ratio"] >= unit_filter_value("presence_ratio_minimum", kwargs))
+                    & (units["isi_violations"] <= unit_filter_value("isi_violations_maximum", kwargs)))
         units = units[keep]
         if "quality" in units.columns and filter_by_validity:
             units = units[units["quality"] == "good"].drop(columns="quality")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import SpikeprepError
+from ..core.options import AMPLITUDE_CUTOFF_MAX, ISI_VIOLATIONS_MAX, PRESENCE_RATIO_MIN
 
 __all__ = ["CATALOG_FILES", "build_session_table", "allen_default_filter"]
 
@@ -25,7 +26,8 @@ def allen_default_filter(units: pd.DataFrame) -> pd.Series:
     def col(name: str) -> pd.Series:
         return pd.to_numeric(units[name], errors="coerce") if name in units else pd.Series(np.nan, index=units.index)
 
-    ok = col("amplitude_cutoff").le(0.1) & col("presence_ratio").ge(0.95) & col("isi_violations").le(0.5)
+    ok = (col("amplitude_cutoff").le(AMPLITUDE_CUTOFF_MAX) & col("presence_ratio").ge(PRESENCE_RATIO_MIN)
+          & col("isi_violations").le(ISI_VIOLATIONS_MAX))
     if "quality" in units:
         ok &= units["quality"].eq("good")
     if "valid_data" in units:
