@@ -261,3 +261,20 @@ def test_the_bucket_serves_probe_files_and_the_table_lists_them(tmp_path: Path) 
         assert (root / f"session_{specs[0].sid}" / f"probe_{pid}_lfp.nwb").exists()
     p = _cli("sessions", "--cache", str(root), "--base-url", "http://127.0.0.1:9/", "--offline", "--csv")
     assert p.returncode == 0 and "lfp_probe_ids" in p.stdout.splitlines()[0]
+
+
+def test_a_streamed_file_that_changes_before_a_timestamp_search_is_one_line(synthetic, tmp_path: Path) -> None:
+    folder, s = synthetic
+    served = tmp_path / "served"
+    shutil.copytree(folder, served)
+    pid = int(s.probes.index[0])
+    session = spikeprep.open_session(s.folder.out, s.ecephys_session_id)
+    with Bucket(served) as bucket:
+        session.set_lfp_path(pid, f"{bucket.url}probe_{pid}_lfp.nwb")
+        session.lfp_cache = tmp_path / "cache"
+        lazy = session.get_lfp(pid)
+        (served / f"probe_{pid}_lfp.nwb").touch()  # replaced: its validators change
+        with pytest.raises(SpikeprepError) as caught:
+            lazy.sel(time=slice(250.0, 251.0))  # searches the timestamps in the file
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and f"probe_{pid}_lfp.nwb: LFP timestamps:" in message

@@ -11,8 +11,9 @@ than the window.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
@@ -27,6 +28,17 @@ _CSD = "processing/current_source_density/ecephys_csd"
 _NEIGHBOURHOOD = 2048  # timestamps read around a guess (16 KiB)
 
 
+@contextmanager
+def _one_line(location: str, what: str) -> Iterator[None]:
+    """A failed read (a truncated file, or a streamed file that changed or could not be
+    fetched) as one NWBFormatError naming the file and what was read."""
+    try:
+        yield
+    except (OSError, SpikeprepError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NWBFormatError(location, f"{what}: {first.removeprefix(location + ': ')}") from exc
+
+
 def lfp_file_name(probe_id: int) -> str:
     """The probe file's name in the bucket and in AllenSDK's cache."""
     return f"probe_{int(probe_id)}_lfp.nwb"
@@ -35,8 +47,9 @@ def lfp_file_name(probe_id: int) -> str:
 class SortedTimes:
     """Rows ``lo:hi`` of a sorted 1-D timestamps dataset, searched without reading it whole."""
 
-    def __init__(self, ds: h5py.Dataset, lo: int = 0, hi: int | None = None) -> None:
+    def __init__(self, ds: h5py.Dataset, lo: int = 0, hi: int | None = None, location: str = "") -> None:
         self.ds, self.lo, self.hi = ds, int(lo), int(ds.shape[0] if hi is None else hi)
+        self.location = location  # the file, for errors
 
     def __len__(self) -> int:
         return self.hi - self.lo
@@ -45,14 +58,15 @@ class SortedTimes:
         return self  # a read-only view of an open file
 
     def view(self, start: int, stop: int) -> "SortedTimes":
-        return SortedTimes(self.ds, self.lo + start, self.lo + max(start, stop))
+        return SortedTimes(self.ds, self.lo + start, self.lo + max(start, stop), self.location)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Values ``start:stop`` of this view (float64)."""
         start, stop = max(0, start), min(len(self), stop)
         if stop <= start:
             return np.empty(0)
-        return self.ds[self.lo + start : self.lo + stop].astype(np.float64, copy=False)
+        with _one_line(self.location, "LFP timestamps"):
+            return self.ds[self.lo + start : self.lo + stop].astype(np.float64, copy=False)
 
     def searchsorted(self, x: float, side: str = "left") -> int:
         """Position of ``x`` as ``numpy.searchsorted`` gives it on the whole view."""
@@ -117,7 +131,7 @@ class LfpFile:
             raise NWBFormatError(source.location, f"no /{name}: not the LFP file of probe {self.probe_id}")
         series = self.file[name]
         self.data: h5py.Dataset = series["data"]
-        self.times = SortedTimes(series["timestamps"])
+        self.times = SortedTimes(series["timestamps"], location=source.location)
         if self.data.ndim != 2 or self.data.shape[0] != len(self.times):
             self.file.close()
             raise NWBFormatError(source.location, f"LFP data {self.data.shape} does not match its "
@@ -138,11 +152,8 @@ class LfpFile:
             The read failed (a truncated file, or a streamed file that changed or could
             not be fetched); one line naming the file.
         """
-        try:
+        with _one_line(self.source.location, "LFP data"):
             return self.data[rows, columns]
-        except (OSError, SpikeprepError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise NWBFormatError(self.source.location, f"LFP data: {first.removeprefix(self.source.location + ': ')}") from exc
 
     def csd(self) -> Csd:
         """The CSD, read whole (it is small: channels × ~1 s of trial-averaged response)."""
