@@ -148,10 +148,10 @@ class EcephysProjectCache:
         from .pipeline import run_sessions
 
         session_id = int(session_id)
-        table = self.get_session_table()
-        if session_id not in table.index:
+        known = self.tables.session_ids()
+        if session_id not in known:
             raise SpikeprepError(f"no session {session_id} in the catalog of {self.cache} "
-                                 f"({len(table)} sessions, e.g. {', '.join(map(str, table.index[:3]))})")
+                                 f"({len(known)} sessions, e.g. {', '.join(map(str, known[:3]))})")
         unit_filter = UnitFilter.from_kwargs(filter_by_validity=filter_by_validity, **unit_filter_kwargs)
         results = run_sessions([session_id], self.cache, self.out, base_url=self.base_url, stream=self.stream,
                                progress=True)

@@ -149,6 +149,10 @@ class CatalogTables:
     def _default_units(self) -> pd.DataFrame:
         return self._annotated_units()
 
+    def session_ids(self) -> pd.Index:
+        """The sessions of the catalog (no counts computed)."""
+        return self._sessions.index
+
     def session_table(self, suppress: Sequence[str] | None = None) -> pd.DataFrame:
         """AllenSDK's ``get_session_table``."""
         sessions = self._sessions.copy()
