@@ -1,4 +1,4 @@
-"""Optotagging, eye tracking and rig metadata of a synthetic session, in the layout of
+"""The subject, optotagging, eye tracking and rig metadata of a synthetic session, in the layout of
 files written by AllenSDK's ecephys writer (``processing/optotagging``,
 ``processing/eye_tracking``, ``processing/{raw,filtered}_gaze_mapping``,
 ``processing/eye_tracking_rig_metadata``)."""
@@ -10,13 +10,27 @@ import numpy as np
 
 from .spec import SynthSpec
 
-__all__ = ["write_optotagging", "write_eye_tracking", "OPTO_PULSES", "EYE_HZ"]
+__all__ = ["write_subject", "write_optotagging", "write_eye_tracking", "OPTO_PULSES", "EYE_HZ"]
 
 _STR = h5py.string_dtype("utf-8")
 OPTO_PULSES = 96
 EYE_HZ = 30.0
 _CONDITIONS = (("pulse", "a single square pulse", 0.01), ("raised_cosine", "half-period of a cosine wave", 1.0))
 _LEVELS = (1.3, 1.7, 2.0)
+
+
+def write_subject(f: h5py.File, spec: SynthSpec) -> None:
+    """``general/subject``: the mouse (AllenSDK's ``EcephysSpecimen``)."""
+    subj = f.create_group("general/subject")
+    subj.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysSpecimen",
+                       "specimen_name": f"synthetic-{400_000_000 + spec.seed}", "age_in_days": float(100 + spec.seed % 30)})
+    genotypes = ("wt/wt", "Sst-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
+                 "Pvalb-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
+                 "Vip-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt")
+    for k, v in {"age": f"P{100 + spec.seed % 30}D", "genotype": genotypes[spec.seed % 4],
+                 "sex": "MF"[spec.seed % 2], "species": "Mus musculus", "strain": "C57BL/6J",
+                 "subject_id": str(400_000_000 + spec.seed)}.items():
+        subj[k] = v
 
 
 def _module(f: h5py.File, name: str, description: str) -> h5py.Group:

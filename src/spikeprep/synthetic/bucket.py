@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io.catalog import MANIFEST, allensdk_manifest
 from ..io.nwb import read_session
 from .spec import SynthSpec
 from .writer import write_session
@@ -69,7 +70,7 @@ def write_bucket(folder: str | Path, specs: list[SynthSpec]) -> Path:
     pd.concat(channels).to_csv(folder / "channels.csv", index=False)
     pd.concat(units).to_csv(folder / "units.csv", index=False)
     _write_templates(folder)
-    (folder / "manifest.json").write_text(json.dumps({"manifest_version": "0.3.0", "spikeprep_synthetic": True}))
+    (folder / MANIFEST).write_text(json.dumps(allensdk_manifest(), indent=2))
     return folder
 
 

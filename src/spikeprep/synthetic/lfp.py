@@ -18,6 +18,8 @@ import h5py
 import numpy as np
 from scipy.signal import lfilter
 
+from .behaviour import write_subject
+from .nwb_conform import conform
 from .spec import SynthSpec
 
 __all__ = ["write_probe_lfp", "LFP_RATE", "lfp_offset"]
@@ -85,6 +87,7 @@ def write_probe_lfp(path: str | Path, spec: SynthSpec, probe: dict, channels: di
                 data[a:b] = block.astype(np.float32)
                 stamps[a:b] = t
             _csd(f, rng, depth, channels["hpos"][keep].astype(np.float64), polarity)
+            conform(f)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -98,25 +101,30 @@ def _header(f: h5py.File, spec: SynthSpec, probe: dict) -> None:
     f["session_start_time"] = "2019-01-19T08:54:18-08:00"
     f["timestamps_reference_time"] = "2019-01-19T08:54:18-08:00"
     f["general/session_id"] = str(spec.sid)
+    write_subject(f, spec)
     dev = f.create_group(f"general/devices/{probe['name']}")
-    dev.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysProbe", "probe_id": str(probe["id"]),
-                      "sampling_rate": "30000.0", "description": "Neuropixels 1.0 Probe", "manufacturer": "imec"})
+    dev.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysProbe", "probe_id": np.int64(probe["id"]),
+                      "sampling_rate": 30000.0, "description": "Neuropixels 1.0 Probe", "manufacturer": "imec"})
     grp = f.create_group(f"general/extracellular_ephys/{probe['name']}")
     grp.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysElectrodeGroup",
-                      "probe_id": str(probe["id"]), "has_lfp_data": "True", "lfp_sampling_rate": str(LFP_RATE),
+                      "probe_id": np.int64(probe["id"]), "has_lfp_data": np.bool_(True),
+                      "lfp_sampling_rate": float(LFP_RATE),
                       "description": "Ecephys Electrode Group", "location": "See electrode locations"})
+    grp["device"] = h5py.SoftLink(f"/general/devices/{probe['name']}")
     for grp_name in ("analysis", "stimulus/presentation", "stimulus/templates"):
         f.require_group(grp_name)
 
 
 def _electrodes(f: h5py.File, probe: dict, channels: dict[str, np.ndarray], keep: np.ndarray) -> None:
     e = f.create_group("general/extracellular_ephys/electrodes")
-    cols = ["location", "group_name", "probe_vertical_position", "probe_horizontal_position", "probe_id",
-            "probe_channel_number", "valid_data", "x", "y", "z"]
+    cols = ["location", "group", "group_name", "probe_vertical_position", "probe_horizontal_position", "probe_id",
+            "probe_channel_number", "valid_data", "x", "y", "z", "imp", "filtering"]
     e.attrs.update({"namespace": "hdmf-common", "neurodata_type": "DynamicTable",
                     "description": "metadata about extracellular electrodes", "colnames": np.array(cols, dtype=object)})
     e["id"] = channels["id"][keep].astype(np.int64)
     e.create_dataset("location", data=channels["area"][keep].astype(object), dtype=_STR)
+    group = f[f"general/extracellular_ephys/{probe['name']}"].ref
+    e.create_dataset("group", data=[group] * len(keep), dtype=h5py.ref_dtype)
     e.create_dataset("group_name", data=np.full(len(keep), probe["name"], dtype=object), dtype=_STR)
     e["probe_vertical_position"] = channels["vpos"][keep].astype(np.int64)
     e["probe_horizontal_position"] = channels["hpos"][keep].astype(np.int64)
@@ -125,6 +133,8 @@ def _electrodes(f: h5py.File, probe: dict, channels: dict[str, np.ndarray], keep
     e["valid_data"] = channels["valid"][keep].astype(bool)
     for axis in "xyz":
         e[axis] = np.zeros(len(keep))
+    e["imp"] = np.full(len(keep), np.nan)
+    e.create_dataset("filtering", data=np.full(len(keep), "LFP band: 1000 Hz low-pass", dtype=object), dtype=_STR)
 
 
 def _csd(f: h5py.File, rng: np.random.Generator, depth: np.ndarray, hpos: np.ndarray, polarity: np.ndarray) -> None:

@@ -28,8 +28,9 @@ import h5py
 import numpy as np
 
 from ..io.lfp import lfp_file_name
-from .behaviour import write_eye_tracking, write_optotagging
+from .behaviour import write_eye_tracking, write_optotagging, write_subject
 from .lfp import LFP_RATE, write_probe_lfp
+from .nwb_conform import conform
 from .spec import VISUAL_AREAS, SynthSpec, check_spec
 from .stimuli import presentations, write_stimulus
 
@@ -81,6 +82,7 @@ def write_session(path: str | Path, spec: SynthSpec | None = None, **kwargs: obj
                 write_optotagging(f, spec)
             if spec.eye_tracking:
                 write_eye_tracking(f, spec)
+            conform(f)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -209,16 +211,7 @@ def _write_header(f: h5py.File, spec: SynthSpec) -> None:
     g["session_id"] = str(spec.sid)
     g["stimulus"] = "brain_observatory_1.1" if spec.seed % 2 == 0 else "functional_connectivity"
     g["institution"] = "Allen Institute for Brain Science"
-    subj = g.create_group("subject")
-    subj.attrs.update({"namespace": "ndx-aibs-ecephys", "neurodata_type": "EcephysSpecimen",
-                       "specimen_name": f"synthetic-{400_000_000 + spec.seed}", "age_in_days": float(100 + spec.seed % 30)})
-    genotypes = ("wt/wt", "Sst-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
-                 "Pvalb-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt",
-                 "Vip-IRES-Cre/wt;Ai32(RCL-ChR2(H134R)_EYFP)/wt")
-    for k, v in {"age": f"P{100 + spec.seed % 30}D", "genotype": genotypes[spec.seed % 4],
-                 "sex": "MF"[spec.seed % 2], "species": "Mus musculus", "strain": "C57BL/6J",
-                 "subject_id": str(400_000_000 + spec.seed)}.items():
-        subj[k] = v
+    write_subject(f, spec)
     for grp in ("acquisition", "analysis", "stimulus/presentation", "stimulus/templates", "intervals"):
         f.require_group(grp)
 
@@ -381,7 +374,8 @@ def _write_waveforms(f: h5py.File, spec: SynthSpec, samples: int = 82) -> None:
     """``units/waveform_mean`` (one 384 × 82 float64 block of noise per unit) and its index."""
     g = f["units"]
     rows = spec.n_units * _CHANNELS_PER_PROBE
-    ds = g.create_dataset("waveform_mean", shape=(rows, samples), dtype="f8", chunks=(_CHANNELS_PER_PROBE * 16, samples))
+    ds = g.create_dataset("waveform_mean", shape=(rows, samples), dtype="f8",
+                          chunks=(min(rows, _CHANNELS_PER_PROBE * 16), samples))
     rng = np.random.default_rng([spec.seed, 7])
     step = _CHANNELS_PER_PROBE * 64
     for a in range(0, rows, step):
