@@ -144,3 +144,73 @@ def test_a_bound_of_none_is_no_bound_as_in_allensdk(cache) -> None:
     none = cache.get_units(amplitude_cutoff_maximum=None, presence_ratio_minimum=None, isi_violations_maximum=None)
     inf = cache.get_units(amplitude_cutoff_maximum=np.inf, presence_ratio_minimum=-np.inf, isi_violations_maximum=np.inf)
     assert list(none.index) == list(inf.index)
+
+
+def test_a_cached_file_that_cannot_be_opened_is_named_and_kept(tmp_path: Path) -> None:
+    """AllenSDK takes an unreadable cached file for a broken download and deletes it
+    (#1628, #2741); here the error names it, and the file stays for the user to look at."""
+    spec = SynthSpec(n_units=10, duration=30.0, n_probes=1, seed=53)
+    root = write_bucket(tmp_path / "bucket", [spec])
+    nwb = tmp_path / "cache" / f"session_{spec.sid}" / f"session_{spec.sid}.nwb"
+    nwb.parent.mkdir(parents=True)
+    served = next(root.rglob(f"session_{spec.sid}.nwb")).read_bytes()
+    broken = served[:8] + b"\0" * 4096 + served[8 + 4096:]  # the right size, the superblock zeroed
+    nwb.write_bytes(broken)
+    with Bucket(root) as bucket:
+        cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "cache" / "manifest.json",
+                                                             base_url=bucket.url)
+        with pytest.raises(SpikeprepError) as error:
+            cache.get_session_data(spec.sid)
+    assert str(nwb) in str(error.value) and "\n" not in str(error.value)
+    assert nwb.read_bytes() == broken
+    assert not (cache.out / f"session_{spec.sid}").exists()
+
+
+def test_a_catalog_with_a_missing_column_or_unknown_ids_says_so(tmp_path: Path) -> None:
+    for f in (CACHE_REF / "catalog").glob("*.csv"):
+        shutil.copy(f, tmp_path / f.name)
+    units = pd.read_csv(tmp_path / "units.csv")
+    units.loc[:2, "ecephys_channel_id"] = -1  # three units on a channel the catalog lacks
+    units.to_csv(tmp_path / "units.csv", index=False)
+    cache = spikeprep.EcephysProjectCache.fixed(manifest=tmp_path / "manifest.json")
+    with pytest.warns(UserWarning, match=r"units.csv: 3 of \d+ rows have a ecephys_channel_id that is not in "
+                                         r"channels.csv"):
+        got = cache.get_units(filter_by_validity=False, amplitude_cutoff_maximum=np.inf,
+                              presence_ratio_minimum=-np.inf, isi_violations_maximum=np.inf)
+    assert not set(units["id"][:3]) & set(got.index)
+    pd.read_csv(tmp_path / "channels.csv").drop(columns="ecephys_probe_id").to_csv(tmp_path / "channels.csv",
+                                                                                   index=False)
+    fresh = spikeprep.EcephysProjectCache.fixed(manifest=tmp_path / "manifest.json")
+    with pytest.raises(SpikeprepError, match=r"channels.csv: no column 'ecephys_probe_id'"):
+        fresh.get_channels()
+
+
+def test_a_synthetic_bucket_catalog_gives_allensdks_table_shapes(tmp_path: Path) -> None:
+    """write_bucket's CSVs carry the released bucket's columns: every table call has the
+    columns (in order), index name and dtypes AllenSDK gave on the reference catalog, and
+    the released tables' extra metric columns."""
+    root = write_bucket(tmp_path / "bucket", [SynthSpec(n_units=30, duration=30.0, n_probes=2, seed=s)
+                                              for s in (54, 55)])
+    catalog = next(p.parent for p in root.rglob("units.csv"))
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    for f in catalog.glob("*.csv"):
+        shutil.copy(f, folder / f.name)
+    cache = spikeprep.EcephysProjectCache.fixed(manifest=folder / "manifest.json")
+    for label, call in EXPECTED["calls"].items():
+        expected = EXPECTED["results"][label]
+        if expected["kind"] == "list":
+            continue
+        kwargs = {k: float(v) if v in ("inf", "-inf") else v for k, v in call["kwargs"].items()}
+        got = getattr(cache, call["method"])(**kwargs)
+        assert len(got) > 0, label
+        assert got.index.name == expected["index_name"], label
+        # the released units.csv has more columns than the reference catalog's, among them
+        # local_index, which the join with the channels splits into local_index_{unit,channel}
+        expected_columns = [("local_index_channel" if c == "local_index" and "local_index_unit" in got.columns
+                             else c) for c in expected["columns"]]
+        assert [c for c in got.columns if c in expected_columns] == expected_columns, label
+        shared = [c for c in expected["columns"] if c in got.columns]
+        assert {c: str(got[c].dtype) for c in shared} == {c: expected["dtypes"][c] for c in shared}, label
+    units = cache.get_units()
+    assert {"cumulative_drift", "d_prime", "isolation_distance", "nn_hit_rate", "local_index_unit"} <= set(units.columns)

@@ -7,6 +7,7 @@ Each CSV is read once per catalog (AllenSDK reads them again on every call).
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +38,15 @@ _CHANNEL_SUPPRESS = ("air_channel_index", "surface_channel_index", "name", "date
                      "lfp_temporal_subsampling_factor")
 _UNIT_SUPPRESS = ("air_channel_index", "surface_channel_index", "has_nwb", "lfp_temporal_subsampling_factor",
                   "epoch_name_quality_metrics", "epoch_name_waveform_metrics", "isi_experiment_id")
+
+
+# the columns each call needs, beyond ``id``
+_NEEDS = {"sessions.csv": (), "probes.csv": ("ecephys_session_id",),
+          "channels.csv": ("ecephys_probe_id", "ecephys_structure_acronym"),
+          "units.csv": ("ecephys_channel_id", "amplitude_cutoff", "presence_ratio", "isi_violations")}
+# (table, key, table the key names): rows naming an unknown id drop out of AllenSDK's inner joins
+_JOINS = (("probes.csv", "ecephys_session_id", "sessions.csv"), ("channels.csv", "ecephys_probe_id", "probes.csv"),
+          ("units.csv", "ecephys_channel_id", "channels.csv"))
 
 
 def unit_filter_value(key: str, kwargs: dict[str, Any]) -> float:
@@ -96,9 +106,27 @@ class CatalogTables:
         except (OSError, ValueError, KeyError) as exc:
             raise SpikeprepError(f"{path}: not a catalog table ({str(exc).splitlines()[0]})") from None
 
+    def _checked(self, name: str) -> pd.DataFrame:
+        """``name`` read, with the columns the calls need, and a warning that counts the
+        rows naming an id its parent table lacks (AllenSDK drops them without a word)."""
+        table = self._read(name)
+        missing = [c for c in _NEEDS[name] if c not in table.columns]
+        if missing:
+            raise SpikeprepError(f"{self.folder / name}: no column {missing[0]!r} (a catalog table needs "
+                                 f"{', '.join(_NEEDS[name])})")
+        for child, key, parent in _JOINS:
+            if child == name:
+                known = {"sessions.csv": lambda: self._sessions, "probes.csv": lambda: self._probes,
+                         "channels.csv": lambda: self._channels}[parent]().index
+                orphans = int((~table[key].isin(known)).sum())
+                if orphans:
+                    warnings.warn(f"{self.folder / name}: {orphans} of {len(table)} rows have a {key} that is not in "
+                                  f"{parent}; they are left out of the joined tables", stacklevel=4)
+        return table
+
     @cached_property
     def _sessions(self) -> pd.DataFrame:
-        sessions = self._read("sessions.csv")
+        sessions = self._checked("sessions.csv")
         if "structure_acronyms" in sessions.columns:  # a list written as text
             import ast
 
@@ -107,18 +135,18 @@ class CatalogTables:
 
     @cached_property
     def _probes(self) -> pd.DataFrame:
-        probes = self._read("probes.csv")
+        probes = self._checked("probes.csv")
         if {"lfp_sampling_rate", "lfp_temporal_subsampling_factor"} <= set(probes.columns):
             probes["lfp_sampling_rate"] = probes["lfp_sampling_rate"] / probes["lfp_temporal_subsampling_factor"]
         return probes
 
     @cached_property
     def _channels(self) -> pd.DataFrame:
-        return self._read("channels.csv")
+        return self._checked("channels.csv")
 
     @cached_property
     def _units_raw(self) -> pd.DataFrame:
-        return self._read("units.csv").rename(columns=_UNIT_RENAMES)
+        return self._checked("units.csv").rename(columns=_UNIT_RENAMES)
 
     @cached_property
     def _annotated_probes(self) -> pd.DataFrame:

@@ -15,10 +15,33 @@ import pandas as pd
 from ..core.errors import SpikeprepError
 from ..core.options import AMPLITUDE_CUTOFF_MAX, ISI_VIOLATIONS_MAX, PRESENCE_RATIO_MIN
 
-__all__ = ["CATALOG_FILES", "build_session_table", "allen_default_filter"]
+__all__ = ["CATALOG_FILES", "build_session_table", "allen_default_filter", "allensdk_manifest", "MANIFEST"]
 
 CATALOG_FILES = ("sessions.csv", "probes.csv", "channels.csv", "units.csv")
+MANIFEST = "manifest.json"
+# AllenSDK 2.16's EcephysProjectCache manifest (MANIFEST_VERSION 0.3.0): key, type, spec, parent
+_MANIFEST_PATHS = (
+    ("BASEDIR", "dir", ".", None), ("sessions", "file", "sessions.csv", "BASEDIR"),
+    ("probes", "file", "probes.csv", "BASEDIR"), ("channels", "file", "channels.csv", "BASEDIR"),
+    ("units", "file", "units.csv", "BASEDIR"), ("session_data", "dir", "session_%d", "BASEDIR"),
+    ("session_nwb", "file", "session_%d.nwb", "session_data"),
+    ("session_analysis_metrics", "file", "session_%d_analysis_metrics.csv", "session_data"),
+    ("probe_lfp_nwb", "file", "probe_%d_lfp.nwb", "session_data"),
+    ("movie_dir", "dir", "natural_movie_templates", "BASEDIR"),
+    ("typewise_analysis_metrics", "file", "%s_analysis_metrics.csv", "BASEDIR"),
+    ("natural_movie", "file", "natural_movie_%d.h5", "movie_dir"),
+    ("natural_scene_dir", "dir", "natural_scene_templates", "BASEDIR"),
+    ("natural_scene", "file", "natural_scene_%d.tiff", "natural_scene_dir"),
+)
 _HIDDEN = ("date_of_acquisition", "isi_experiment_id", "has_nwb")
+
+
+def allensdk_manifest() -> dict:
+    """The ``manifest.json`` AllenSDK's ``EcephysProjectCache`` writes into a cache folder
+    (and accepts there): the layout of the catalog, sessions and templates."""
+    paths = [{"key": k, "type": t, "spec": spec, **({"parent_key": parent} if parent else {})}
+             for k, t, spec, parent in _MANIFEST_PATHS]
+    return {"manifest": [{"type": "manifest_version", "value": "0.3.0"}, *paths]}
 
 
 def allen_default_filter(units: pd.DataFrame) -> pd.Series:
