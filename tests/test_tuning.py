@@ -106,3 +106,139 @@ def test_a_missing_stimulus_gives_nan_and_a_note(reference2_sessions: dict) -> N
     assert len(metrics) == len(session.units)
     assert metrics.select_dtypes("float").isna().all().all() and not metrics.select_dtypes(bool).any().any()
     assert "no Dot Motion stimulus" in dm.note
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A synthetic session with planted tuning, exported, and its truth."""
+    import spikeprep
+    from spikeprep.pipeline import export_file
+    from spikeprep.synthetic import SynthSpec, write_session
+    from spikeprep.synthetic.writer import truth_path
+
+    folder = tmp_path_factory.mktemp("tuned")
+    nwb = write_session(folder / "tuned.nwb", SynthSpec(n_units=120, duration=1500.0, n_probes=2, seed=3, tuned=True))
+    result = export_file(nwb, folder / "out")
+    assert result.ok, result.message
+    truth = pd.DataFrame(json.loads(truth_path(nwb).read_text())["units"]).set_index("unit_id")
+    return spikeprep.open_session(folder / "out", result.session_id), truth
+
+
+def test_the_planted_tuning_is_recovered(tuned: tuple) -> None:
+    session, truth = tuned
+    strong = truth[truth["tuned"] & (truth["peak_rate_hz"] >= 10)]
+    assert len(strong) >= 25
+    dg = tuning.DriftingGratings(session).metrics.loc[strong.index]
+    sg = tuning.StaticGratings(session).metrics.loc[strong.index]
+    ns = tuning.NaturalScenes(session).metrics.loc[strong.index]
+    fl = tuning.Flashes(session).metrics.loc[strong.index]
+    assert (dg["pref_ori_dg"] == strong["dg_pref_dir"]).mean() >= 0.9
+    assert (dg["pref_tf_dg"] == strong["dg_pref_tf"]).mean() >= 0.85
+    assert (sg["pref_ori_sg"] == strong["sg_pref_ori"]).mean() >= 0.9
+    assert (sg["pref_sf_sg"] == strong["sg_pref_sf"]).mean() >= 0.85
+    frames = session.stimulus_conditions.loc[ns["pref_image_ns"], "frame"].to_numpy()
+    assert (frames == strong["ns_pref_frame"].to_numpy()).mean() >= 0.75
+    assert ((fl["on_off_ratio_fl"] > 1) == (strong["flash_pref_color"] > 0)).mean() >= 0.9
+    untuned = truth.index[~truth["tuned"]]
+    assert tuning.DriftingGratings(session).metrics.loc[untuned, "g_dsi_dg"].median() < dg["g_dsi_dg"].median()
+
+
+def test_the_receptive_field_peaks_where_it_was_planted(tuned: tuple) -> None:
+    session, truth = tuned
+    strong = truth[truth["tuned"] & (truth["peak_rate_hz"] >= 10)]
+    rf = tuning.ReceptiveFieldMapping(session)
+    screen_y = 40 - rf.elevations  # rows: top of the grid first
+    near = []
+    for unit in strong.index:
+        row, col = np.unravel_index(np.argmax(rf.get_receptive_field(unit)), (len(screen_y), len(rf.azimuths)))
+        near.append(abs(rf.azimuths[col] - strong.loc[unit, "rf_x_deg"]) <= 10
+                    and abs(screen_y[row] - strong.loc[unit, "rf_y_deg"]) <= 10)
+    assert np.mean(near) >= 0.9
+    metrics = rf.metrics.loc[strong.index]
+    assert (metrics["p_value_rf"] < 0.05).mean() >= 0.8
+    # AllenSDK's degrees: azimuth = x + 50, elevation = y + 10 on this grid
+    assert (np.abs(metrics["azimuth_rf"] - 50 - strong["rf_x_deg"]) <= 10).mean() >= 0.85
+
+
+def test_edge_cases(tuned: tuple, tmp_path) -> None:
+    session, truth = tuned
+    silent = session.units.index[session.units["n_spikes"] == 0]
+    assert len(silent)
+    metrics = tuning.Flashes(session).metrics
+    for unit in silent:  # a unit without spikes: rates 0, ratios NaN
+        assert metrics.loc[unit, "firing_rate_fl"] == 0.0 and np.isnan(metrics.loc[unit, "fano_fl"])
+    # presentations masked as invalid (an interval tagged "stimulus") are not analysed
+    dg = tuning.DriftingGratings(session)
+    invalid = session.presentations.index[session.presentations["is_invalid"].to_numpy(bool)]
+    assert len(invalid) and not set(invalid) & set(dg.stim_table.index)
+    # a session without gabors: NaN metrics and a note, no error
+    no_gabors = type(session)(session.folder.out, session.ecephys_session_id)
+    table = no_gabors.stimulus_presentations
+    no_gabors.__dict__["stimulus_presentations"] = table[table["stimulus_name"] != "gabors"]
+    rf = tuning.ReceptiveFieldMapping(no_gabors)
+    with pytest.warns(UserWarning, match="no Receptive Field Mapping stimulus"):
+        assert rf.metrics["azimuth_rf"].isna().all()
+    # a stimulus with one condition: every unit prefers it; sparseness undefined
+    one = type(session)(session.folder.out, session.ecephys_session_id)
+    flashes = table[table["stimulus_name"] == "flashes"]
+    keep = table.index.difference(flashes.index[flashes["color"] != flashes["color"].iloc[0]])
+    one.__dict__["stimulus_presentations"] = table.loc[keep]
+    single = tuning.Flashes(one)
+    assert len(single.stimulus_conditions) == 1
+    m = single.metrics
+    assert m["lifetime_sparseness_fl"].isna().all() and m["on_off_ratio_fl"].isna().all()
+    assert (m["firing_rate_fl"] >= 0).all()
+
+
+def test_spikeprep_metrics_writes_skips_and_says_what_is_wrong(tuned: tuple, tmp_path, capsys) -> None:
+    import shutil
+
+    import pyarrow.parquet as pq
+    import xarray as xr
+
+    from spikeprep.cli import main
+
+    session, _ = tuned
+    out = tmp_path / "out"
+    shutil.copytree(session.folder.out, out)
+    sid = session.ecephys_session_id
+    assert main(["metrics", str(out), "--quiet"]) == 0
+    table = pq.read_table(out / f"session_{sid}" / "unit_metrics.parquet")
+    frame = table.to_pandas()
+    assert len(frame) == len(session.units) and frame["unit_id"].tolist() == session.units.index.tolist()
+    field = table.schema.field("firing_rate_dg")
+    assert field.metadata[b"unit"] == b"Hz" and b"blocks" in field.metadata[b"description"]
+    expected = tuning.DriftingGratings(session).metrics
+    np.testing.assert_array_equal(frame["pref_ori_dg"].to_numpy(), expected["pref_ori_dg"].to_numpy())
+    assert frame["pref_speed_dm"].isna().all()  # no dot motion: NaN, and a note
+    assert "no Dot Motion stimulus" in capsys.readouterr().out
+    maps = xr.open_zarr(out / f"session_{sid}" / "receptive_fields.zarr")["receptive_fields"]
+    rf = tuning.ReceptiveFieldMapping(session)
+    assert maps.dims == ("unit_id", "y_position", "x_position") and maps.shape == (len(session.units), 9, 9)
+    np.testing.assert_array_equal(maps.sel(unit_id=rf.unit_ids[5]).values, rf.get_receptive_field(rf.unit_ids[5]))
+    assert maps["y_position"].values[0] == 40.0  # the top of the screen first, as AllenSDK's maps
+    everything = pd.read_parquet(out / "unit_metrics.parquet")
+    assert list(everything.columns[:3]) == ["session_id", "session_type", "unit_id"] and len(everything) == len(frame)
+    before = (out / f"session_{sid}" / "unit_metrics.parquet").stat().st_mtime_ns
+    assert main(["metrics", str(out), "--quiet"]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert (out / f"session_{sid}" / "unit_metrics.parquet").stat().st_mtime_ns == before
+    assert main(["metrics", str(out), "--session", "12345", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "session_12345: not an exported session" in err[0]
+    assert not [p for p in (out / f"session_{sid}").iterdir() if p.name.startswith(".")]
+
+
+def test_metrics_on_a_dask_cluster_equal_the_serial_ones(tuned: tuple, tmp_path) -> None:
+    import shutil
+
+    from spikeprep.pipeline import metrics_many
+
+    session, _ = tuned
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    for folder in (serial, parallel):
+        shutil.copytree(session.folder.out, folder)
+    assert all(r.status == "computed" for r in metrics_many(serial, progress=False))
+    assert all(r.status == "computed" for r in metrics_many(parallel, workers=2, progress=False))
+    pd.testing.assert_frame_equal(pd.read_parquet(serial / "unit_metrics.parquet"),
+                                  pd.read_parquet(parallel / "unit_metrics.parquet"))

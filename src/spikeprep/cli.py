@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 __all__ = ["main"]
 
 from .cli_lfp import add_lfp_command
+from .cli_metrics import add_metrics_command
 from .cliutil import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .cliutil import fail as _fail
 from .cliutil import usage as _usage
@@ -133,6 +134,11 @@ def cmd_export(a: argparse.Namespace) -> int:
     status = _outcome(export_then_qc(files, a.out, options, qc=not a.no_qc, workers=a.workers,
                                      scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose,
                                      cache=a.cache, keep_cache=a.keep_cache), a.out)
+    if a.metrics and status != EXIT_USAGE:
+        from .cli_metrics import run_metrics
+
+        status = max(status, run_metrics(a.out, None, workers=a.workers, scheduler=a.scheduler, force=a.force,
+                                         seed=0, quiet=a.quiet, verbose=a.verbose))
     if a.report and status != EXIT_USAGE:
         try:
             status = max(status, cmd_report(argparse.Namespace(out=a.out, session=None, quiet=a.quiet)))
@@ -393,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     _export_flags(p)
     p.add_argument("--no-qc", action="store_true", help="skip the QC at the end")
     p.add_argument("--report", action="store_true", help="also write the visual report (OUT/report.html)")
+    p.add_argument("--metrics", action="store_true", help="also compute the tuning and receptive-field metrics "
+                                                          "(as spikeprep metrics does)")
     p.add_argument("--cache", metavar="DIR", help="for URLs: folder of the block cache that lets an interrupted "
                                                   "export resume (default ~/.cache/spikeprep)")
     _keep_cache_flag(p)
@@ -425,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster")
 
     add_lfp_command(add)
+    add_metrics_command(add)
 
     p = add("report", cmd_report, "visual report per session and an index (self-contained HTML)")
     p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")

@@ -27,7 +27,7 @@ from .io.source import Source, is_url
 from .report.qc import run_qc
 
 __all__ = ["Result", "Outcome", "find_session_files", "export_file", "export_many", "run_sessions", "export_then_qc",
-           "run_then_qc", "align_one", "align_many"]
+           "run_then_qc", "align_one", "align_many", "metrics_one", "metrics_many"]
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +292,39 @@ def align_many(out: str | Path, stimulus: str, window: tuple[float, float], bin_
     return _schedule(align_one, ids, desc="align", workers=workers, scheduler=scheduler, show_bar=progress,
                      out=str(out), stimulus=stimulus, window=tuple(window), bin_size=bin_size, force=force,
                      unit_progress=progress and workers is None and scheduler is None, verbose=verbose)
+
+
+def metrics_one(session_id: int, out: str | Path, *, force: bool = False, seed: int = 0,
+                verbose: bool = False) -> Result:
+    """:func:`spikeprep.analysis.tuning.outputs.write_metrics` for one session; never raises."""
+    from .analysis.tuning.outputs import write_metrics
+
+    t0 = time.perf_counter()
+    where = str(SessionFolder(out, session_id).path)
+    try:
+        r = write_metrics(out, session_id, force=force, seed=seed)
+        note = "already computed" if r["status"] == "skipped" else "; ".join(r["notes"])
+        return Result(where, session_id, r["status"], note, time.perf_counter() - t0, r["units"], None)
+    except SpikeprepError as exc:
+        return Result(where, session_id, "failed", str(exc), time.perf_counter() - t0)
+    except Exception as exc:  # a bug or an unforeseen fault: still one line, the traceback on request
+        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
+        return Result(where, session_id, "failed", f"{where}: unexpected error: {detail}", time.perf_counter() - t0)
+
+
+def metrics_many(out: str | Path, *, session_ids: Sequence[int] | None = None, workers: int | None = None,
+                 scheduler: str | None = None, force: bool = False, seed: int = 0, progress: bool = True,
+                 verbose: bool = False) -> list[Result]:
+    """Every stimulus analysis of many exported sessions (default: every complete export
+    in ``out``), serially or on Dask, then ``OUT/unit_metrics.parquet`` across them."""
+    from .analysis.tuning.outputs import collect_metrics
+
+    ids = list(session_ids) if session_ids is not None else OutFolder(out).exported()
+    results = _schedule(metrics_one, ids, desc="metrics", workers=workers, scheduler=scheduler, show_bar=progress,
+                        out=str(out), force=force, seed=seed, verbose=verbose)
+    if any(r.ok for r in results):
+        collect_metrics(out)
+    return results
 
 
 def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options: ExportOptions = ExportOptions(), *,

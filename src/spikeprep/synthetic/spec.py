@@ -46,6 +46,10 @@ class SynthSpec:
     lfp_channels : int
         LFP channels per probe (96 in the released files; fewer keeps test files small:
         96 channels over 9,600 s is about 4.6 GB per probe).
+    tuned : bool
+        Plant visual tuning in cortical and thalamic units (see
+        :mod:`spikeprep.synthetic.tuning`), and write the truth beside the file
+        (``<name>.truth.json``). Off: every unit fires at a stationary rate.
     """
 
     n_units: int = 300
@@ -60,6 +64,7 @@ class SynthSpec:
     eye_tracking: bool = True
     lfp: bool = False
     lfp_channels: int = 96
+    tuned: bool = False
 
     @property
     def sid(self) -> int:

@@ -21,6 +21,7 @@ The same seed and sizes give the same content in every layout.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -33,8 +34,9 @@ from .lfp import LFP_RATE, write_probe_lfp
 from .nwb_conform import conform
 from .spec import VISUAL_AREAS, SynthSpec, check_spec
 from .stimuli import presentations, write_stimulus
+from .tuning import evoked_spikes, plant, running_trace, stimulus_columns
 
-__all__ = ["write_session"]
+__all__ = ["write_session", "truth_path"]
 
 _BELOW_CORTEX = (("CA1", 260), ("DG", 300), ("CA3", 180), ("LP", 520), ("LGd", 380), ("APN", 500))
 _STR = h5py.string_dtype("utf-8")
@@ -86,12 +88,29 @@ def write_session(path: str | Path, spec: SynthSpec | None = None, **kwargs: obj
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+    if spec.tuned:
+        _write_truth(path, spec, units, channels)
     if spec.lfp:
         flashes = presentations(spec).get("flashes", {}).get("start_time", [])
         for index, probe in enumerate(probes):
             write_probe_lfp(path.with_name(lfp_file_name(probe["id"])), spec, {**probe, "index": index}, channels,
                             flashes)
     return path
+
+
+def truth_path(path: str | Path) -> Path:
+    """Where the planted truth of a session file goes: ``<name>.truth.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.stem + ".truth.json")
+
+
+def _write_truth(path: Path, spec: SynthSpec, units: dict, channels: dict[str, np.ndarray]) -> None:
+    rows = [{"unit_id": int(units["id"][u]), "structure_acronym": str(channels["area"][units["peak"][u]]),
+             "tuned": units["tuning"][u] is not None, **(units["tuning"][u] or {})} for u in range(spec.n_units)]
+    truth = {"seed": spec.seed, "session_id": spec.sid, "duration_s": spec.duration, "units": rows}
+    tmp = truth_path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(truth, indent=1))
+    tmp.replace(truth_path(path))
 
 
 # ----------------------------------------------------------------------------- layout
@@ -159,7 +178,9 @@ def _units(spec: SynthSpec, ch: dict[str, np.ndarray], rng: np.random.Generator)
     duration = np.where(fs, rng.normal(0.26, 0.05, n), rng.normal(0.72, 0.15, n)).clip(0.1, 1.5)
     duration[rng.random(n) < 0.01] = np.nan
     ids = 950_000_000 + 1000 * spec.seed + rng.permutation(max(4 * n, 10))[:n]
+    area = ch["area"][peak]
     return {
+        "tuning": [plant(spec, u, str(area[u]), quality[u] == "good") for u in range(n)],
         "id": ids.astype(np.int64),
         "peak": peak,
         "quality": quality,
@@ -257,8 +278,18 @@ def _write_electrodes(f: h5py.File, spec: SynthSpec, ch: dict[str, np.ndarray], 
 
 
 def _iter_trains(spec: SynthSpec, units: dict[str, np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    columns = stimulus_columns(presentations(spec)) if spec.tuned else {}
+    running = running_trace(spec)
     for u in range(spec.n_units):
-        yield _spike_train(spec, u, float(units["rate"][u]), str(units["kind"][u]))
+        t, a = _spike_train(spec, u, float(units["rate"][u]), str(units["kind"][u]))
+        planted = units["tuning"][u]
+        if planted is not None:
+            extra = evoked_spikes(spec, u, planted, columns, running)
+            extra = extra[(extra >= 0) & (extra < spec.duration)]
+            amps = np.random.default_rng([spec.seed, 13, u]).lognormal(np.log(1e-4), 0.25, len(extra))
+            order = np.argsort(np.concatenate([t, extra]), kind="stable")
+            t, a = np.concatenate([t, extra])[order], np.concatenate([a, amps])[order]
+        yield t, a
 
 
 def _write_spikes(f: h5py.File, spec: SynthSpec, units: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -400,13 +431,7 @@ def _write_invalid_times(f: h5py.File, spec: SynthSpec, probes: list[dict]) -> N
 
 
 def _write_running(f: h5py.File, spec: SynthSpec) -> None:
-    rng = np.random.default_rng([spec.seed, 4])
-    T = spec.duration
-    n = max(2, int(T * 60))
-    start = np.arange(n) / 60.0 + 1.0 / 120
-    end = np.append(start[1:], start[-1] + 1 / 60)
-    running = np.convolve(rng.normal(0, 1, n), np.ones(90) / 9.0, "same")
-    velocity = np.clip(5 + 8 * running + rng.normal(0, 1.5, n), -5, 80)
+    start, end, velocity = running_trace(spec)
     g = f.create_group("processing/running")
     g.attrs.update({"namespace": "core", "neurodata_type": "ProcessingModule"})
     if spec.layout == "2019":

@@ -4,21 +4,12 @@ numbers where AllenSDK keeps the stimulus table's text)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-__all__ = ["Metric", "metrics_frame", "RF", "DG", "SG", "NS", "FL", "NM", "DM"]
+from ...export.tables import Column as Metric
 
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    dtype: str
-    unit: str
-    doc: str
-
+__all__ = ["Metric", "metrics_frame", "RF", "DG", "SG", "NS", "FL", "NM", "DM", "ALL"]
 
 def _common(s: str, what: str) -> tuple[Metric, ...]:
     return (
@@ -131,3 +122,7 @@ def metrics_frame(metrics: tuple[Metric, ...], unit_ids: np.ndarray, values: dic
         else:
             data[m.name] = np.full(n, np.nan) if v is None else np.asarray(v, dtype=np.float64)
     return pd.DataFrame(data, index=pd.Index(np.asarray(unit_ids, dtype=np.int64), name="unit_id"))
+
+
+ALL = {"receptive_field_mapping": RF, "drifting_gratings": DG, "static_gratings": SG, "natural_scenes": NS,
+       "flashes": FL, "dot_motion": DM, "natural_movies": NM}

@@ -7,6 +7,8 @@ code; where AllenSDK warns and returns NaN, these return NaN quietly.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["osi", "dsi", "lifetime_sparseness", "fano_factor", "running_modulation", "overall_firing_rate",
@@ -69,7 +71,9 @@ def running_modulation(counts: np.ndarray, speeds: np.ndarray, threshold: float 
     if run_mean == still_mean == 0:
         return np.nan, np.nan
     mod = (run_mean - still_mean) / run_mean if run_mean > still_mean else -1 * (still_mean - run_mean) / still_mean
-    return float(stats.ttest_ind(run, still, equal_var=False)[1]), float(mod)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # identical counts: scipy warns, AllenSDK's p is kept
+        return float(stats.ttest_ind(run, still, equal_var=False)[1]), float(mod)
 
 
 def block_bounds(starts: np.ndarray, stops: np.ndarray, trial_duration: float) -> tuple[np.ndarray, np.ndarray]:
