@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/session_api.py
+	$(BIN)/python benchmarks/metrics.py
 
 clean:
 	rm -rf $(VENV) .venv-newest demo_out

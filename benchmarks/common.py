@@ -38,13 +38,14 @@ def measure(code: str, label: str) -> dict:
     return out
 
 
-def full_scale_session(waveforms: bool = False) -> Path:
+def full_scale_session(waveforms: bool = False, tuned: bool = False) -> Path:
     """The full-scale synthetic session (2,800 units × 9,600 s), generated once; with
     ``waveforms``, also ``units/waveform_mean`` at real size (2.7 GB in all, like a
-    released file)."""
+    released file); with ``tuned``, planted visual tuning (a separate file)."""
     DATA.mkdir(parents=True, exist_ok=True)
-    path = DATA / ("fullscale_waveforms.nwb" if waveforms else "fullscale_session.nwb")
-    spec = {**FULL, "waveforms": waveforms}
+    name = "fullscale_tuned.nwb" if tuned else "fullscale_waveforms.nwb" if waveforms else "fullscale_session.nwb"
+    path = DATA / name
+    spec = {**FULL, "waveforms": waveforms, "tuned": tuned}
     if not path.exists():
         print(f"generating {path} ({spec}) ...", flush=True)
         code = (f"from spikeprep.synthetic import write_session; write_session({str(path)!r}, **{spec!r})")

@@ -214,3 +214,33 @@ def test_a_synthetic_bucket_catalog_gives_allensdks_table_shapes(tmp_path: Path)
         assert {c: str(got[c].dtype) for c in shared} == {c: expected["dtypes"][c] for c in shared}, label
     units = cache.get_units()
     assert {"cumulative_drift", "d_prime", "isolation_distance", "nn_hit_rate", "local_index_unit"} <= set(units.columns)
+
+
+def test_unit_analysis_metrics_are_computed_once_and_joined_as_allensdk(tmp_path: Path) -> None:
+    specs = [SynthSpec(n_units=30, duration=400.0, n_probes=1, seed=s, tuned=True) for s in (60, 62)]
+    root = write_bucket(tmp_path / "bucket", specs)
+    with Bucket(root) as bucket:
+        cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "cache" / "manifest.json",
+                                                             base_url=bucket.url)
+        sid = specs[0].sid
+        metrics = cache.get_unit_analysis_metrics_for_session(sid)
+        units = cache.get_units()
+        assert metrics.index.name == "ecephys_unit_id"
+        assert sorted(metrics.index) == sorted(units.index[units["ecephys_session_id"] == sid])
+        assert list(metrics.columns[: len(units.columns)]) == list(units.columns)
+        assert {"pref_ori_dg", "azimuth_rf", "image_selectivity_ns", "on_off_ratio_fl"} <= set(metrics.columns)
+        stored = cache.out / f"session_{sid}" / "unit_metrics.parquet"
+        before = stored.stat().st_mtime_ns
+        raw = cache.get_unit_analysis_metrics_for_session(sid, annotate=False)
+        assert stored.stat().st_mtime_ns == before  # kept, not computed again
+        assert len(raw) == specs[0].n_units and raw.index.name == "ecephys_unit_id"
+        session_type = cache.get_session_table().loc[sid, "session_type"]
+        by_type = cache.get_unit_analysis_metrics_by_session_type(session_type, filter_by_validity=False,
+                                                                  amplitude_cutoff_maximum=np.inf,
+                                                                  presence_ratio_minimum=-np.inf,
+                                                                  isi_violations_maximum=np.inf)
+        table = cache.get_session_table()
+        same = table.index[table["session_type"] == session_type]
+        assert set(by_type["ecephys_session_id"]) == set(same)
+        with pytest.raises(ValueError, match="unrecognized session type: nope"):
+            cache.get_unit_analysis_metrics_by_session_type("nope")

@@ -242,3 +242,25 @@ def test_metrics_on_a_dask_cluster_equal_the_serial_ones(tuned: tuple, tmp_path)
     assert all(r.status == "computed" for r in metrics_many(parallel, workers=2, progress=False))
     pd.testing.assert_frame_equal(pd.read_parquet(serial / "unit_metrics.parquet"),
                                   pd.read_parquet(parallel / "unit_metrics.parquet"))
+
+
+def test_the_report_shows_the_tuning_once_metrics_ran(tuned: tuple, tmp_path) -> None:
+    import shutil
+
+    from spikeprep.pipeline import metrics_many
+    from spikeprep.report.pages import write_reports
+
+    session, _ = tuned
+    out = tmp_path / "out"
+    shutil.copytree(session.folder.out, out)
+    sid = session.ecephys_session_id
+    write_reports(out)
+    page = (out / f"session_{sid}" / "report.html").read_text()
+    assert "Not computed yet: <code>spikeprep metrics OUT</code>" in page
+    metrics_many(out, progress=False)
+    write_reports(out)
+    page = (out / f"session_{sid}" / "report.html").read_text()
+    for alt in ("receptive fields per area", "OSI, DSI and preferred directions per area",
+                "image selectivity and ON/OFF per area"):
+        assert f'alt="{alt}"' in page
+    assert 'alt="metric distributions per area across sessions"' in (out / "report.html").read_text()

@@ -43,7 +43,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
     # a different session id per file unless given: two synthetic files never collide in one OUT
     sid = a.session_id if a.session_id is not None else 800_000_000 + zlib.crc32(str(out.resolve()).encode()) % 10**8
     spec = SynthSpec(n_units=a.units, duration=a.duration, n_probes=a.probes, seed=a.seed, layout=a.layout,
-                     session_id=sid, waveforms=a.waveforms)
+                     session_id=sid, waveforms=a.waveforms, tuned=a.tuned)
     try:
         check_spec(spec)
     except ValueError as exc:
@@ -460,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="session id (default: derived from the file's path, so files never share one)")
     p.add_argument("--waveforms", action="store_true", help="also write waveform_mean at real size (0.7 GB per "
                                                             "2,800 units)")
+    p.add_argument("--tuned", action="store_true", help="plant visual tuning (orientation, direction, receptive "
+                                                        "fields, ...) and write the truth beside the file")
     p.add_argument("--force", action="store_true", help="replace an existing file")
 
     p = add("verify", cmd_verify, "check exported sessions against their session.json")

@@ -20,7 +20,7 @@ def run_demo(folder: Path, *, n_units: int = 300, duration: float = 900.0, n_pro
     from .report.qc import run_qc
     from .synthetic.writer import SynthSpec, check_spec, write_session
 
-    spec = SynthSpec(n_units=n_units, duration=duration, n_probes=n_probes, seed=seed)
+    spec = SynthSpec(n_units=n_units, duration=duration, n_probes=n_probes, seed=seed, tuned=True)
     check_spec(spec)
     folder.mkdir(parents=True, exist_ok=True)
     nwb = folder / f"session_{spec.sid}.nwb"
@@ -55,6 +55,20 @@ def run_demo(folder: Path, *, n_units: int = 300, duration: float = 900.0, n_pro
     png = _figure(out, spec.sid, folder / "demo_session.png", session_figure, open_units, open_spike_times,
                   open_stimulus, open_running, open_rates)
     print(f"  {png.relative_to(folder)} (raster, rates and running speed)")
+    import pandas as pd
+
+    from .pipeline import metrics_many
+    from .report.pages import write_reports
+
+    metrics = metrics_many(out, progress=False)
+    if not all(r.ok for r in metrics):
+        print("\n".join(r.message for r in metrics if not r.ok))
+        return 1
+    tuned = pd.read_parquet(out / f"session_{spec.sid}" / "unit_metrics.parquet")
+    print(f"\ntuning metrics (AllenSDK's stimulus analyses) of {len(tuned)} units in {metrics[0].seconds:.1f} s; "
+          f"{int((tuned['p_value_rf'] < 0.01).sum())} units with a receptive field (p < 0.01)")
+    write_reports(out)
+    print(f"report: {out / 'report.html'} (session page: {out / f'session_{spec.sid}' / 'report.html'})")
     print("\nopen them in Python:\n"
           "  import spikeprep\n"
           f"  units = spikeprep.open_units('{out}', {spec.sid})\n"

@@ -160,6 +160,68 @@ class EcephysProjectCache:
             raise SpikeprepError(failed[0].message)
         return EcephysSession(self.out, session_id, unit_filter=unit_filter)
 
+    # ------------------------------------------------------------------ unit analysis metrics
+    def get_unit_analysis_metrics_for_session(self, session_id: int, annotate: bool = True,
+                                              filter_by_validity: bool = True, **unit_filter_kwargs: Any
+                                              ) -> pd.DataFrame:
+        """AllenSDK's per-unit analysis metrics of one session (index ``ecephys_unit_id``).
+
+        An AllenSDK cache's ``session_<id>/session_<id>_analysis_metrics.csv`` is used as
+        it is; otherwise the session is exported (as :meth:`get_session_data` does) and
+        its metrics computed once (``spikeprep metrics``) and kept. With ``annotate``,
+        joined to :meth:`get_units` (filtered as there, inner join) as AllenSDK does.
+        """
+        metrics = self._session_metrics(int(session_id))
+        if annotate:
+            units = self.get_units(filter_by_validity=filter_by_validity, **unit_filter_kwargs)
+            return self._annotated(units[units["ecephys_session_id"] == int(session_id)], metrics)
+        return metrics
+
+    def get_unit_analysis_metrics_by_session_type(self, session_type: str, annotate: bool = True,
+                                                  filter_by_validity: bool = True, **unit_filter_kwargs: Any
+                                                  ) -> pd.DataFrame:
+        """The metrics of every session of ``session_type`` (AllenSDK's; an AllenSDK
+        cache's ``<type>_analysis_metrics.csv`` is used as it is, otherwise each session is
+        exported and analysed once).
+
+        Raises
+        ------
+        ValueError
+            An unknown session type (AllenSDK's error, with the known types).
+        """
+        known = self.get_all_session_types()
+        if session_type not in known:
+            raise ValueError(f"unrecognized session type: {session_type}. Available types: {known}")
+        cached = self.cache / f"{session_type}_analysis_metrics.csv"
+        if cached.exists():
+            metrics = pd.read_csv(cached, index_col="ecephys_unit_id")
+        else:
+            table = self.get_session_table()
+            ids = table.index[table["session_type"] == session_type]
+            metrics = pd.concat([self._session_metrics(int(i)) for i in ids])
+        if annotate:
+            return self._annotated(self.get_units(filter_by_validity=filter_by_validity, **unit_filter_kwargs), metrics)
+        return metrics
+
+    def _session_metrics(self, session_id: int) -> pd.DataFrame:
+        from .analysis.tuning.outputs import UNIT_METRICS
+        from .pipeline import metrics_one
+
+        cached = self.cache / f"session_{session_id}" / f"session_{session_id}_analysis_metrics.csv"
+        if cached.exists():
+            return pd.read_csv(cached, index_col="ecephys_unit_id")
+        self.get_session_data(session_id)
+        result = metrics_one(session_id, self.out)
+        if not result.ok:
+            raise SpikeprepError(result.message)
+        table = pd.read_parquet(self.out / f"session_{session_id}" / UNIT_METRICS)
+        return table.set_index("unit_id").rename_axis("ecephys_unit_id")
+
+    @staticmethod
+    def _annotated(units: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+        merged = pd.merge(units, metrics, left_index=True, right_index=True, how="inner")
+        return merged.rename_axis("ecephys_unit_id")
+
 
 def open_cache(cache: str | Path, base_url: str | None = None, out: str | Path | None = None, *,
                stream: bool = False) -> EcephysProjectCache:

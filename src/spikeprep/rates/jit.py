@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["scatter_units", "summarise_units"]
+__all__ = ["scatter_units", "summarise_units", "CAN_CACHE"]
 
 
 def _can_cache() -> bool:
@@ -23,6 +23,7 @@ def _can_cache() -> bool:
 
 
 _CACHE = _can_cache()
+CAN_CACHE = _CACHE  # for compiled loops elsewhere (numba's cache=)
 _jit = numba.njit(nogil=True, cache=_CACHE, boundscheck=False)
 
 

@@ -209,6 +209,7 @@ def session_report(out: str | Path, session_id: int) -> Path:
     else:
         sections += ["<h2>Responses to the stimuli</h2>",
                      '<p class="note">No flashes, drifting gratings, natural scenes or static gratings here.</p>']
+    sections += _tuning_sections(session)
     sections += ["<h2>Methods</h2>", f'<p class="methods">{html.escape(methods_text(record, len(units), n_pass))}</p>',
                  "<p class=\"note\">References: Siegle et al. (2021) Nature 592:86–92 (dataset and QC metrics); "
                  "Hill et al. (2011) J Neurosci 31:8699 (ISI violations); Llobet et al. (2022) bioRxiv "
@@ -218,6 +219,57 @@ def session_report(out: str | Path, session_id: int) -> Path:
     path = session.folder / "report.html"
     atomic_write(path, lambda p: p.write_text(_page(f"spikeprep session {session_id}", "\n".join(sections))))
     return path
+
+
+def _tuning_sections(session: ExportedSession) -> list[str]:
+    """Receptive fields, selectivity, scenes and flashes, when ``spikeprep metrics`` ran."""
+    import xarray as xr
+
+    from ..analysis.tuning.outputs import RECEPTIVE_FIELDS, UNIT_METRICS
+    from . import tuning as tfigs
+
+    path = session.folder / UNIT_METRICS
+    if not path.exists():
+        return ["<h2>Tuning and receptive fields</h2>",
+                '<p class="note">Not computed yet: <code>spikeprep metrics OUT</code> (or <code>export --metrics</code>) '
+                "adds AllenSDK's tuning metrics and the receptive fields here.</p>"]
+    table = tfigs.tuned_units(pd.read_parquet(path).set_index("unit_id"), session.units)
+    maps = xr.open_zarr(session.folder / RECEPTIVE_FIELDS)["receptive_fields"].load()
+    return [
+        "<h2>Receptive fields</h2>",
+        '<p class="note">Spike counts in the first 0.249 s after each gabor, per position on the screen (deg; top of '
+        "the screen up), each map scaled to its peak: up to four units per area with the most significant on-screen "
+        "field (AllenSDK's chi-square bootstrap p), units passing Allen's QC.</p>",
+        _img(figs.png(tfigs.rf_grid(table, maps)), "receptive fields per area"),
+        "<h2>Orientation and direction selectivity</h2>",
+        '<p class="note">Drifting gratings, units passing Allen\'s QC in areas with ≥ 3 of them: global OSI and DSI '
+        "at each unit's preferred temporal frequency, and the preferred directions.</p>",
+        _img(figs.png(tfigs.selectivity(table)), "OSI, DSI and preferred directions per area"),
+        "<h2>Natural scenes and flashes</h2>",
+        _img(figs.png(tfigs.scenes_and_flashes(table)), "image selectivity and ON/OFF per area"),
+    ]
+
+
+def _tuning_across_sessions(out: Path, ids: list[int]) -> list[str]:
+    from ..analysis.tuning.outputs import UNIT_METRICS
+    from . import tuning as tfigs
+
+    path = Path(out) / UNIT_METRICS
+    if not path.exists():
+        return []
+    metrics = pd.read_parquet(path)
+    parts = []
+    for sid in ids:
+        rows = metrics[metrics["session_id"] == sid].set_index("unit_id")
+        if len(rows):
+            parts.append(tfigs.tuned_units(rows, ExportedSession(out, sid).units))
+    if not parts:
+        return []
+    table = pd.concat(parts)
+    return ["<h2>Tuning across sessions</h2>",
+            f'<p class="note">{len(table):,} units passing Allen\'s QC in {len(parts)} sessions '
+            "(<code>unit_metrics.parquet</code>), areas with ≥ 3 units.</p>",
+            _img(figs.png(tfigs.per_area_across_sessions(table)), "metric distributions per area across sessions")]
 
 
 # ----------------------------------------------------------------------------- the dataset
@@ -259,6 +311,7 @@ def index_report(out: str | Path, session_ids: list[int] | None = None,
         "selection).</p>",
         _img(figs.png(build_isi_figure(per_unit, summary.reset_index())), "ISI violations across sessions"),
         "<h2>Unit yield</h2>", _img(figs.png(figs.yield_across_sessions(counts)), "unit yield across sessions"),
+        *_tuning_across_sessions(root.path, ids),
         _not_reported(broken),
     ])
     path = root.path / "report.html"
