@@ -156,7 +156,7 @@ PACKAGES = {
     "report": {"core", "io", "rates", "export", "analysis"},
     "synthetic": {"core", "io"},
 }
-TOP = ["__init__", "pipeline", "ecephys", "project_cache", "demo", "cliutil", "cli_lfp", "cli_metrics", "cli"]
+TOP = ["__init__", "pipeline", "ecephys", "project_cache", "demo", "cliutil", "cli_lfp", "cli_metrics", "cli_units", "cli"]
 
 
 def _module_name(path: Path) -> str:

@@ -244,3 +244,98 @@ def test_unit_analysis_metrics_are_computed_once_and_joined_as_allensdk(tmp_path
         assert set(by_type["ecephys_session_id"]) == set(same)
         with pytest.raises(ValueError, match="unrecognized session type: nope"):
             cache.get_unit_analysis_metrics_by_session_type("nope")
+
+
+def test_allensdks_quickstart_with_only_the_import_changed(tmp_path: Path) -> None:
+    """AllenSDK's quickstart steps (the cache, the session table, a session, the flashes
+    PSTH and the natural-scenes spike-times table), the import line changed."""
+    spec = SynthSpec(n_units=40, duration=300.0, n_probes=2, seed=64, tuned=True)
+    root = write_bucket(tmp_path / "bucket", [spec])
+    with Bucket(root) as bucket:
+        from spikeprep import EcephysProjectCache  # was: from allensdk.brain_observatory.ecephys.ecephys_project_cache ...
+
+        cache = EcephysProjectCache.from_warehouse(manifest=str(tmp_path / "cache" / "manifest.json"),
+                                                   base_url=bucket.url)
+        sessions = cache.get_session_table()
+        session_id = sessions.index.values[0]
+        session = cache.get_session_data(session_id)
+    presentations = session.get_stimulus_table("flashes")
+    units = session.units[session.units["ecephys_structure_acronym"].str.startswith("VIS")]
+    time_step = 0.01
+    time_bins = np.arange(-0.1, 0.5 + time_step, time_step)
+    histograms = session.presentationwise_spike_counts(stimulus_presentation_ids=presentations.index.values,
+                                                       bin_edges=time_bins, unit_ids=units.index.values)
+    mean_histograms = histograms.mean(dim="stimulus_presentation_id")
+    assert mean_histograms.dims == ("time_relative_to_stimulus_onset", "unit_id")
+    rates = mean_histograms.values / time_step
+    t = mean_histograms["time_relative_to_stimulus_onset"].values
+    assert rates[(t > 0.03) & (t < 0.2)].mean() > rates[t < 0].mean()  # the planted flash response
+    scenes = session.get_stimulus_table(["natural_scenes"])
+    times = session.presentationwise_spike_times(stimulus_presentation_ids=scenes.index.values,
+                                                 unit_ids=units.index.values[:5])
+    assert times.index.name == "spike_time" and list(times.columns) == [
+        "stimulus_presentation_id", "unit_id", "time_since_stimulus_presentation_onset"]
+    assert set(times["stimulus_presentation_id"]) <= set(scenes.index)
+
+
+def test_a_second_get_session_data_sends_no_request(tmp_path: Path) -> None:
+    spec = SynthSpec(n_units=20, duration=60.0, n_probes=1, seed=65)
+    root = write_bucket(tmp_path / "bucket", [spec])
+    with Bucket(root) as bucket:
+        cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "cache" / "manifest.json",
+                                                             base_url=bucket.url)
+        first = cache.get_session_data(spec.sid)
+        sent = dict(bucket.sent)
+        again = spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "cache" / "manifest.json",
+                                                             base_url=bucket.url).get_session_data(spec.sid)
+        assert dict(bucket.sent) == sent and again.record.finished_at == first.record.finished_at
+
+
+_TWO = """
+import sys, spikeprep
+cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=sys.argv[1], base_url=sys.argv[2])
+print(cache.get_session_data(int(sys.argv[3])).record.finished_at)
+"""
+
+
+def test_two_processes_export_a_session_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = SynthSpec(n_units=60, duration=300.0, n_probes=2, seed=66)
+    root = write_bucket(tmp_path / "bucket", [spec])
+    manifest = str(tmp_path / "cache" / "manifest.json")
+    with Bucket(root) as bucket:
+        procs = [subprocess.Popen([sys.executable, "-c", _TWO, manifest, bucket.url, str(spec.sid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    stamps = {o[0].strip().splitlines()[-1] for o in outs}
+    assert len(stamps) == 1  # one export, which the other process opened
+    assert bucket.sent[f"/session_{spec.sid}/session_{spec.sid}.nwb"] > 0
+
+
+def test_an_allensdk_cache_folder_is_used_as_it_is(tmp_path: Path) -> None:
+    """A folder AllenSDK filled (its manifest, the catalog, session_<id>/session_<id>.nwb):
+    no download, and an offline machine is fine."""
+    spec = SynthSpec(n_units=20, duration=60.0, n_probes=1, seed=67)
+    root = write_bucket(tmp_path / "bucket", [spec])
+    folder = tmp_path / "allensdk_cache"
+    shutil.copytree(root, folder)  # the bucket's layout is AllenSDK's cache layout, manifest included
+    assert json.loads((folder / "manifest.json").read_text())["manifest"][0]["value"] == "0.3.0"
+    cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=folder / "manifest.json",
+                                                         base_url="http://127.0.0.1:9/")  # nothing listens there
+    session = cache.get_session_data(spec.sid)
+    assert session.num_units > 0 and cache.get_session_table().index.tolist() == [spec.sid]
+
+
+def test_an_offline_machine_gets_one_clear_line_fast(tmp_path: Path) -> None:
+    import time
+
+    cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=tmp_path / "empty" / "manifest.json",
+                                                         base_url="http://127.0.0.1:9/")
+    t0 = time.perf_counter()
+    with pytest.raises(SpikeprepError) as error:
+        cache.get_session_table()
+    assert time.perf_counter() - t0 < 30 and "\n" not in str(error.value)
+    assert "127.0.0.1:9" in str(error.value) or "sessions.csv" in str(error.value)

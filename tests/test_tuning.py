@@ -30,11 +30,12 @@ def _reference(name: str, key: str) -> tuple[pd.DataFrame, dict]:
 def _converged(analysis: tuning.base.StimulusAnalysis, units: pd.Index, column: str) -> np.ndarray:
     """Units whose fit ends on a minimum (the RF's Gaussian within its evaluation limit);
     c50's fits are all taken."""
-    from spikeprep.analysis.tuning.rf import fit_2d_gaussian, oriented
+    from spikeprep.analysis.tuning.rf import fit_2d_gaussian, oriented, threshold_rf
 
     if column == "c50_dg":
         return np.ones(len(units), dtype=bool)
-    return np.array([fit_2d_gaussian(oriented(analysis.get_receptive_field(u), 0.5))[1] for u in units])
+    maps = [analysis.get_receptive_field(u) for u in units]
+    return np.array([fit_2d_gaussian(oriented(m, threshold_rf(m, 0.5)[0]))[1] for m in maps])
 
 
 @pytest.mark.parametrize("key", list(CLASSES))

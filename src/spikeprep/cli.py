@@ -16,7 +16,9 @@ __all__ = ["main"]
 
 from .cli_lfp import add_lfp_command
 from .cli_metrics import add_metrics_command
+from .cli_units import add_units_command
 from .cliutil import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .cliutil import where as _where
 from .cliutil import fail as _fail
 from .cliutil import usage as _usage
 
@@ -183,30 +185,6 @@ def cmd_align(a: argparse.Namespace) -> int:
     return _report(results, Path(a.out))
 
 
-def cmd_units(a: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from .analysis.ecosystem import unit_counts
-    from .export.readers import open_units
-
-    units = open_units(a.out)
-    units = _where(a, units)
-    if a.output:
-        out = Path(a.output)
-        if out.suffix not in (".parquet", ".csv"):
-            raise SystemExit(_usage(a, f"--output {out}: name a .parquet or .csv file"))
-        from .export.layout import atomic_write
-
-        atomic_write(out, lambda p: units.to_parquet(p) if out.suffix == ".parquet" else units.to_csv(p))
-        print(f"{len(units)} units written to {out}")
-    counts = unit_counts(units)
-    with pd.option_context("display.max_rows", 500, "display.width", 200):
-        print(counts.to_string())
-    print(f"{len(units)} units ({int(units['passes_allen_qc'].sum())} passing Allen's QC) in "
-          f"{units['session_id'].nunique()} sessions")
-    return EXIT_OK
-
-
 def cmd_report(a: argparse.Namespace) -> int:
     from .report.pages import write_reports
 
@@ -290,16 +268,6 @@ def _selected_ids(a: argparse.Namespace) -> list[int]:
         return list(a.ids)
     table = _where(a, table)
     return [int(i) for i in table.index]
-
-
-def _where(a: argparse.Namespace, table: Any) -> Any:
-    """``table`` filtered by ``--where`` (when given); a bad query is a usage error."""
-    if not a.where:
-        return table
-    try:
-        return table.query(a.where)
-    except Exception as exc:  # pandas raises many kinds for a bad query
-        raise SystemExit(_usage(a, f"--where {a.where!r}: {str(exc).splitlines()[0] if str(exc) else exc}"))
 
 
 def cmd_download(a: argparse.Namespace) -> int:
@@ -439,11 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
     p.add_argument("--session", type=int, nargs="+", metavar="ID", help="only these sessions (default: all in OUT)")
 
-    p = add("units", cmd_units, "units of every exported session: counts by session, area and layer")
-    p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
-    p.add_argument("--where", metavar="QUERY", help="pandas query on the units table, e.g. \"passes_allen_qc and "
-                                                   "region == 'VISp'\"")
-    p.add_argument("--output", metavar="FILE", help="also write the selected units to FILE (.parquet or .csv)")
+    add_units_command(add)
 
     p = add("inspect", cmd_inspect, "summarise session NWB files")
     p.add_argument("files", nargs="+", metavar="FILE.nwb", help="session NWB files")

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..core.model import SpikeSource, SpikeTrains
+from .spans import Spans
 
 __all__ = ["check_edges", "window_spans", "aligned_counts", "domain_counts", "window_counts", "aligned_spike_times",
-           "condition_statistics", "interval_means", "AlignedSpikes"]
+           "condition_statistics", "condition_sums", "interval_means", "AlignedSpikes"]
 
 
 def check_edges(bin_edges: np.ndarray) -> np.ndarray:
@@ -44,8 +45,9 @@ def _expand(block: SpikeTrains, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndar
     n_w = len(lo)
     a = np.empty((block.n_units, n_w), dtype=np.int64)
     b = np.empty((block.n_units, n_w), dtype=np.int64)
+    spans = Spans(lo, hi)
     for j in range(block.n_units):
-        a[j], b[j] = window_spans(block[j], lo, hi)
+        a[j], b[j] = spans.of(block[j])
         a[j] += block.offsets[j]
         b[j] += block.offsets[j]
     n = (b - a).reshape(-1)
@@ -156,15 +158,23 @@ def _run_lengths(sorted_values: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate([[0], change, [len(sorted_values)]]))
 
 
-def window_counts(spikes: SpikeSource, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Spikes of every unit in each window ``[start, stop)``: int64 ``(windows, units)``."""
+def window_counts(spikes: SpikeSource, starts: np.ndarray, stops: np.ndarray,
+                  dtype: np.dtype = np.dtype(np.int64)) -> np.ndarray:
+    """Spikes of every unit in each window ``[start, stop)``: ``(windows, units)`` of
+    ``dtype`` (int64; uint16 quarters the memory of a movie's 25,000 frames × 2,800 units),
+    widened to int64 where a count does not fit."""
     starts, stops = np.asarray(starts, np.float64), np.asarray(stops, np.float64)
-    out = np.zeros((len(starts), spikes.n_units), dtype=np.int64)
+    out = np.zeros((len(starts), spikes.n_units), dtype=dtype)
+    limit = np.iinfo(out.dtype).max
+    spans = Spans(starts, stops)
     for p, q in spikes.blocks():
         block = spikes.block(p, q)
         for j in range(block.n_units):
-            lo, hi = window_spans(block[j], starts, stops)
-            out[:, p + j] = hi - lo
+            lo, hi = spans.of(block[j])
+            n = hi - lo
+            if len(n) and n.max() > limit:
+                out, limit = out.astype(np.int64), np.iinfo(np.int64).max
+            out[:, p + j] = n
     return out
 
 
@@ -194,6 +204,23 @@ def aligned_spike_times(spikes: SpikeSource, starts: np.ndarray, stops: np.ndarr
     return AlignedSpikes(t, w, u, t - starts[w])
 
 
+def condition_sums(counts: np.ndarray, conditions: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per condition (ascending id) and unit (as in ``counts``' columns): the condition
+    ids, the presentations per condition, and the sums of the counts and of their squares
+    (int64). ``counts``: (presentations, units) integers."""
+    cond_ids, inverse = np.unique(np.asarray(conditions), return_inverse=True)
+    n_u = counts.shape[1]
+    order = np.argsort(inverse, kind="stable")
+    first = np.searchsorted(inverse[order], np.arange(len(cond_ids)))
+    total = np.zeros((len(cond_ids), n_u), np.int64)
+    squares = np.zeros((len(cond_ids), n_u), np.int64)
+    for a in range(0, n_u if len(order) else 0, 256):  # a block of units at a time: int64 copies stay small
+        c = counts[order, a : a + 256].astype(np.int64)
+        total[:, a : a + 256] = np.add.reduceat(c, first, axis=0)
+        squares[:, a : a + 256] = np.add.reduceat(c * c, first, axis=0)
+    return cond_ids, np.bincount(inverse, minlength=len(cond_ids)), total, squares
+
+
 def condition_statistics(counts: np.ndarray, conditions: np.ndarray, unit_ids: np.ndarray) -> pd.DataFrame:
     """AllenSDK's ``conditionwise_spike_statistics`` from per-presentation counts.
 
@@ -211,15 +238,11 @@ def condition_statistics(counts: np.ndarray, conditions: np.ndarray, unit_ids: n
         ``spike_mean``, ``spike_std`` (ddof 1; NaN for one presentation), ``spike_sem``.
     """
     by_id = np.argsort(np.asarray(unit_ids), kind="stable")
-    counts, unit_ids = counts[:, by_id], np.asarray(unit_ids)[by_id]
-    cond_ids, inverse = np.unique(np.asarray(conditions), return_inverse=True)
-    n_u = counts.shape[1]
-    order = np.argsort(inverse, kind="stable")
-    first = np.searchsorted(inverse[order], np.arange(len(cond_ids)))
-    c = counts[order].astype(np.int64)
-    total = np.add.reduceat(c, first, axis=0) if len(c) else np.zeros((0, n_u), np.int64)
-    squares = np.add.reduceat(c * c, first, axis=0) if len(c) else np.zeros((0, n_u), np.int64)
-    n = np.bincount(inverse, minlength=len(cond_ids)).astype(np.float64)[:, None]
+    unit_ids = np.asarray(unit_ids)[by_id]
+    cond_ids, n, total, squares = condition_sums(counts, conditions)
+    total, squares = total[:, by_id], squares[:, by_id]
+    n_u = total.shape[1]
+    n = n.astype(np.float64)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n
         var = (n * squares - total.astype(np.float64) ** 2) / (n * (n - 1))  # exact integer numerator

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from ..alignment import aligned_counts, condition_statistics, window_counts
+from ..alignment import aligned_counts, condition_statistics, condition_sums, window_counts
 from . import kernels
 from .columns import Metric, metrics_frame
 
@@ -157,7 +157,7 @@ class StimulusAnalysis:
     def conditionwise_statistics(self) -> pd.DataFrame:
         """AllenSDK's table: (``unit_id``, ``stimulus_condition_id``) → ``spike_count``,
         ``stimulus_presentation_count``, ``spike_mean``, ``spike_std``, ``spike_sem``."""
-        return condition_statistics(self._window_counts.T, self.stim_table["stimulus_condition_id"].to_numpy(),
+        return condition_statistics(self._window_counts(), self.stim_table["stimulus_condition_id"].to_numpy(),
                                     self.unit_ids)
 
     @cached_property
@@ -185,16 +185,17 @@ class StimulusAnalysis:
     def _conditions(self) -> np.ndarray:
         return self.stim_table["stimulus_condition_id"].to_numpy()
 
-    @cached_property
     def _window_counts(self) -> np.ndarray:
-        """Units × presentations: spikes in ``[start_time, stop_time)``."""
-        return window_counts(self._trains, self._starts, self.stim_table["stop_time"].to_numpy(np.float64)).T
+        """Presentations × units: spikes in ``[start_time, stop_time)`` (not kept: a movie's
+        are 137 MB; the condition sums are)."""
+        return window_counts(self._trains, self._starts, self.stim_table["stop_time"].to_numpy(np.float64),
+                             dtype=np.dtype(np.uint16))
 
     @cached_property
     def _trial_counts(self) -> np.ndarray:
-        """Presentations × units: spikes in ``[onset, onset + trial_duration)``."""
-        edges = np.array([0.0, self.trial_duration])
-        return aligned_counts(self._trains, self._starts, edges, dtype=np.dtype(np.int64))[:, 0, :]
+        """Presentations × units: spikes in ``[onset, onset + trial_duration)`` (each
+        window's end summed in float64 as ``onset + trial_duration``)."""
+        return window_counts(self._trains, self._starts, self._starts + self.trial_duration, dtype=np.dtype(np.uint16))
 
     @cached_property
     def _running(self) -> np.ndarray:
@@ -202,23 +203,27 @@ class StimulusAnalysis:
         t, v = run["start_time"].to_numpy(np.float64), run["velocity"].to_numpy(np.float64)
         lo = np.searchsorted(t, self._starts, side="left")
         hi = np.searchsorted(t, self.stim_table["stop_time"].to_numpy(np.float64), side="left")
-        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.array([np.nanmean(v[a:b]) if b > a else np.nan for a, b in zip(lo, hi)])
+        valid = np.isfinite(v)
+        total = np.concatenate([[0.0], np.cumsum(np.where(valid, v, 0.0))])
+        count = np.concatenate([[0], np.cumsum(valid)])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(hi > lo, (total[hi] - total[lo]) / (count[hi] - count[lo]), np.nan)
 
     @cached_property
     def _condition_ids(self) -> np.ndarray:
         return np.unique(self._conditions)
 
-    def _matrix(self, column: str) -> np.ndarray:
-        """Units × conditions (ascending id) of a ``conditionwise_statistics`` column."""
-        stats = self.conditionwise_statistics
-        return stats[column].to_numpy().reshape(len(self._condition_ids), self.unit_count).T[self._by_id_inverse]
-
     @cached_property
-    def _by_id_inverse(self) -> np.ndarray:
-        # condition_statistics orders units by id; rows here follow unit_ids
-        return np.argsort(np.argsort(self.unit_ids, kind="stable"), kind="stable")
+    def _sums(self) -> tuple[np.ndarray, ...]:
+        return condition_sums(self._window_counts(), self._conditions)
+
+    def _matrix(self, column: str) -> np.ndarray:
+        """Units × conditions (ascending id): ``spike_mean`` or ``spike_count`` of
+        ``conditionwise_statistics`` (the same arithmetic, without the table)."""
+        _, n, total, _ = self._sums
+        if column == "spike_count":
+            return total.T
+        return (total / n.astype(np.float64)[:, None]).T
 
     @cached_property
     def _null_ids(self) -> np.ndarray:
@@ -267,18 +272,27 @@ class StimulusAnalysis:
                                              self.trial_duration)
         return np.array([kernels.overall_firing_rate(starts, stops, self._trains[j]) for j in range(self.unit_count)])
 
-    def _at_preferred(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(unit position, trial counts at the unit's preferred condition)."""
-        for j, c in enumerate(self.preferred_condition):
-            yield j, self._trial_counts[self._conditions == c, j]
+    @cached_property
+    def _preferred_groups(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+        """(condition, positions of the units preferring it, positions of its trials)."""
+        preferred = self.preferred_condition
+        return [(c, np.flatnonzero(preferred == c), np.flatnonzero(self._conditions == c))
+                for c in np.unique(preferred)]
 
     def _fano(self) -> np.ndarray:
-        return np.array([kernels.fano_factor(counts) for _, counts in self._at_preferred()])
+        out = np.full(self.unit_count, np.nan)
+        for _, units, trials in self._preferred_groups:
+            out[units] = kernels.fano_factor(self._trial_counts[np.ix_(trials, units)])
+        return out
 
     def _run_modulation(self) -> tuple[np.ndarray, np.ndarray]:
-        out = np.array([kernels.running_modulation(counts, self._running[self._conditions == c])
-                        for (_, counts), c in zip(self._at_preferred(), self.preferred_condition)]).reshape(-1, 2)
-        return out[:, 0], out[:, 1]
+        p, mod = np.full(self.unit_count, np.nan), np.full(self.unit_count, np.nan)
+        with np.errstate(invalid="ignore"):
+            running = self._running >= 1.0
+        for _, units, trials in self._preferred_groups:
+            p[units], mod[units] = kernels.running_modulation(self._trial_counts[np.ix_(trials, units)],
+                                                              running[trials])
+        return p, mod
 
     def _lifetime_sparseness(self) -> np.ndarray:
         counts = self._matrix("spike_count")
@@ -289,9 +303,11 @@ class StimulusAnalysis:
         """Per distinct condition: the unit positions whose ``conditions`` entry it is,
         and their counts (trials × bins × units) in bins ``edges`` after each onset."""
         for c in np.unique(conditions):
-            units = np.flatnonzero(conditions == c)
             onsets = self._starts[self._conditions == c]
-            yield units, aligned_counts(self._trains.select(units), onsets, edges, dtype=np.dtype(np.int64))
+            every = np.flatnonzero(conditions == c)
+            for a in range(0, len(every), 128):  # select() copies the units' spikes: a few at a time
+                units = every[a : a + 128]
+                yield units, aligned_counts(self._trains.select(units), onsets, edges)
 
     @cached_property
     def psth_edges(self) -> np.ndarray:

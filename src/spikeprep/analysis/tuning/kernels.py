@@ -7,8 +7,6 @@ code; where AllenSDK warns and returns NaN, these return NaN quietly.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 __all__ = ["osi", "dsi", "lifetime_sparseness", "fano_factor", "running_modulation", "overall_firing_rate",
@@ -46,34 +44,42 @@ def lifetime_sparseness(responses: np.ndarray) -> float:
         return float((1.0 - coeff * (np.power(np.sum(r), 2) / np.sum(np.power(r, 2)))) / (1.0 - coeff))
 
 
-def fano_factor(counts: np.ndarray) -> float:
-    """Variance over mean (ddof 0) of trial spike counts; NaN when the mean is 0."""
-    counts = np.asarray(counts)
-    mean = np.mean(counts) if len(counts) else np.nan
-    if mean == 0 or not np.isfinite(mean):
-        return np.nan
-    return float(np.var(counts) / mean)
+def fano_factor(counts: np.ndarray) -> np.ndarray:
+    """Per column (unit) of trials × units counts: variance over mean (ddof 0); NaN
+    where the mean is 0."""
+    x = np.asarray(counts, dtype=np.float64)
+    if x.shape[0] == 0:
+        return np.full(x.shape[1:], np.nan)
+    mean = x.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean == 0, np.nan, x.var(axis=0) / mean)
 
 
-def running_modulation(counts: np.ndarray, speeds: np.ndarray, threshold: float = 1.0) -> tuple[float, float]:
-    """Welch t-test p-value and relative difference of running (speed ≥ threshold, cm/s)
-    and stationary trials' spike counts; NaN unless each side has at least two trials."""
-    from scipy import stats
+def running_modulation(counts: np.ndarray, running: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column (unit) of trials × units counts: the Welch t-test p-value and the
+    relative difference of the running trials' (``running``: speed ≥ 1 cm/s) and the
+    stationary trials' mean counts; NaN unless each side has at least two trials
+    (AllenSDK's ``running_modulation``, scipy's ``ttest_ind(equal_var=False)`` written
+    out for many units at once)."""
+    from scipy import special
 
-    counts, speeds = np.asarray(counts, dtype=np.float64), np.asarray(speeds, dtype=np.float64)
-    if len(counts) != len(speeds):
-        return np.nan, np.nan
-    running = speeds >= threshold
-    if not 1 < np.sum(running) < len(speeds) - 1:
-        return np.nan, np.nan
-    run, still = counts[running], counts[~running]
-    run_mean, still_mean = np.mean(run), np.mean(still)
-    if run_mean == still_mean == 0:
-        return np.nan, np.nan
-    mod = (run_mean - still_mean) / run_mean if run_mean > still_mean else -1 * (still_mean - run_mean) / still_mean
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # identical counts: scipy warns, AllenSDK's p is kept
-        return float(stats.ttest_ind(run, still, equal_var=False)[1]), float(mod)
+    x = np.asarray(counts, dtype=np.float64)
+    running = np.asarray(running, dtype=bool)
+    nan = np.full(x.shape[1], np.nan)
+    if not 1 < running.sum() < len(running) - 1:
+        return nan, nan.copy()
+    run, still = x[running], x[~running]
+    n1, n2 = len(run), len(still)
+    m1, m2 = run.mean(axis=0), still.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mod = np.where(m1 > m2, (m1 - m2) / m1, -1 * (m2 - m1) / m2)
+        vn1, vn2 = run.var(axis=0, ddof=1) / n1, still.var(axis=0, ddof=1) / n2
+        df = (vn1 + vn2) ** 2 / (vn1**2 / (n1 - 1) + vn2**2 / (n2 - 1))
+        df = np.where(np.isnan(df), 1.0, df)
+        t = (m1 - m2) / np.sqrt(vn1 + vn2)
+        p = 2 * special.stdtr(df, -np.abs(t))
+    both_zero = (m1 == 0) & (m2 == 0)
+    return np.where(both_zero, np.nan, p), np.where(both_zero, np.nan, mod)
 
 
 def block_bounds(starts: np.ndarray, stops: np.ndarray, trial_duration: float) -> tuple[np.ndarray, np.ndarray]:
@@ -145,20 +151,17 @@ def _contrast_curve(x: np.ndarray, b: float, c: float, d: float, e: float) -> np
 def c50(contrasts: np.ndarray, responses: np.ndarray) -> float:
     """Contrast at half the fitted sigmoid's range (AllenSDK's ``c50``: its
     ``curve_fit`` from ones with ``maxfev=100000``, called here as the same ``leastsq``
-    without curve_fit's wrappers, with the logarithm of the contrasts taken once)."""
+    on a compiled residual)."""
     from scipy.optimize import leastsq
 
     contrasts, responses = np.asarray(contrasts, np.float64), np.asarray(responses, np.float64)
     if contrasts.size == 0 or contrasts.size != responses.size or not np.isfinite(responses).all():
         return np.nan
-    log_x = np.log(contrasts)
-
-    def residual(p: np.ndarray) -> np.ndarray:
-        b, c, d, e = p
-        return c + (d - c) / (1 + np.exp(b * (log_x - np.log(e)))) - responses
+    from .compiled import contrast_residual
 
     with np.errstate(all="ignore"):
-        coefs, _, _, _, ier = leastsq(residual, np.ones(4), full_output=True, maxfev=100000)
+        coefs, _, _, _, ier = leastsq(contrast_residual(), np.ones(4), args=(np.log(contrasts), responses),
+                                      full_output=True, maxfev=100000)
     if ier not in (1, 2, 3, 4):
         return np.nan
     x = np.linspace(min(contrasts) * 0.9, max(contrasts) * 1.1, 256)

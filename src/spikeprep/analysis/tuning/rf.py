@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import columns
 from .base import StimulusAnalysis
+from .compiled import gaussian_2d_residual
 
 __all__ = ["ReceptiveFieldMapping", "rf_stats", "oriented", "chi_square_p", "threshold_rf", "fit_2d_gaussian"]
 
@@ -96,7 +97,7 @@ class ReceptiveFieldMapping(StimulusAnalysis):
     def _rf_counts(self) -> np.ndarray:
         from ..alignment import aligned_counts
 
-        return aligned_counts(self._trains, self._starts, _RF_EDGES, dtype=np.dtype(np.int64)).sum(axis=1)
+        return aligned_counts(self._trains, self._starts, _RF_EDGES).sum(axis=1, dtype=np.int64)
 
     def get_receptive_field(self, unit_id: int) -> np.ndarray:
         """The unit's map (elevations × azimuths, spike counts; row 0 is the top of the grid)."""
@@ -153,40 +154,20 @@ def chi_square_p(events: np.ndarray, categories: np.ndarray, rng: np.random.Gene
             terms = (observed - expected) ** 2 / expected
         return np.sum(np.where(expected > 0, terms, 0.0), axis=1)
 
-    actual = chi(np.bincount(cat, weights=events, minlength=n_cat)[None, :], np.array([events.mean()]))[0]
+    observed = np.bincount(cat, weights=events, minlength=n_cat)
     counts = events.astype(np.int64)
     if len(events) and (events >= 0).all() and np.array_equal(counts, events):
-        observed = _category_sums(counts, sweeps.astype(np.int64), rng, shuffles)
-    else:  # other responses: the resampling itself
-        draws = events[rng.integers(0, n, size=(shuffles, n))]
-        flat = (np.arange(shuffles)[:, None] * n_cat + cat[None, :]).ravel()
-        observed = np.bincount(flat, weights=draws.ravel(), minlength=shuffles * n_cat).reshape(shuffles, n_cat)
-    return float(np.mean(actual < chi(observed, observed.sum(axis=1) / n)))
+        from .compiled import bootstrap_p
 
-
-def _category_sums(counts: np.ndarray, sizes: np.ndarray, rng: np.random.Generator, shuffles: int) -> np.ndarray:
-    """Shuffles × categories: the sum of ``sizes[c]`` draws (with replacement) from
-    ``counts``, drawn from the ``sizes[c]``-fold convolution of their distribution."""
-    p = np.bincount(counts) / len(counts)
-    out = np.empty((shuffles, len(sizes)))
-    for size in np.unique(sizes):
-        cols = np.flatnonzero(sizes == size)
-        cdf = np.cumsum(_power(p, int(size)))
-        draws = np.searchsorted(cdf, rng.random((shuffles, len(cols))) * cdf[-1], side="right")
-        out[:, cols] = np.minimum(draws, len(cdf) - 1)
-    return out
-
-
-def _power(p: np.ndarray, k: int) -> np.ndarray:
-    """The distribution of a sum of ``k`` independent draws from ``p`` (binary powers)."""
-    result, base = np.array([1.0]), p
-    while k:
-        if k & 1:
-            result = np.convolve(result, base)
-        k >>= 1
-        if k:
-            base = np.convolve(base, base)
-    return np.clip(result, 0.0, None)
+        distinct = np.unique(sweeps).astype(np.int64)
+        return float(bootstrap_p(np.bincount(counts) / n, distinct, np.searchsorted(distinct, sweeps), sweeps,
+                                 observed, rng.random((shuffles, n_cat))))
+    # other responses: the resampling itself
+    actual = chi(observed[None, :], np.array([events.mean()]))[0]
+    draws = events[rng.integers(0, n, size=(shuffles, n))]
+    flat = (np.arange(shuffles)[:, None] * n_cat + cat[None, :]).ravel()
+    shuffled = np.bincount(flat, weights=draws.ravel(), minlength=shuffles * n_cat).reshape(shuffles, n_cat)
+    return float(np.mean(actual < chi(shuffled, shuffled.sum(axis=1) / n)))
 
 
 def threshold_rf(rf: np.ndarray, threshold: float) -> tuple[np.ndarray, float, float, float]:
@@ -209,45 +190,18 @@ def threshold_rf(rf: np.ndarray, threshold: float) -> tuple[np.ndarray, float, f
 
 def fit_2d_gaussian(rf: np.ndarray) -> tuple[np.ndarray, bool]:
     """AllenSDK's 2-D Gaussian fit (``leastsq`` from the moments): (height, centre y,
-    centre x, width y, width x) in bins, and whether it converged. The residual is a
-    compiled loop (the fit calls it up to 1,200 times per unit)."""
+    centre x, width y, width x) in bins, and whether it converged."""
     from scipy.optimize import leastsq
 
     params = _moments(rf)
     if params is None:
         return np.full(5, np.nan), False
-    residual = _residual()
+    residual = gaussian_2d_residual()
     data = np.ascontiguousarray(rf, dtype=np.float64)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # maxfev reached: AllenSDK keeps the last iterate too
         fit, ier = leastsq(residual, np.asarray(params, dtype=np.float64), args=(data,))
     return fit, ier < 5
-
-
-_RESIDUAL: Any = None
-
-
-def _residual() -> Any:
-    """``height·exp(−((cy − y)/wy)² + ((cx − x)/wx)²)/2) − rf`` over the grid, raveled
-    (AllenSDK's ``_gaussian_function_2d`` minus the map), compiled once."""
-    global _RESIDUAL
-    if _RESIDUAL is None:
-        import numba
-
-        from ...rates.jit import CAN_CACHE
-
-        @numba.njit(cache=CAN_CACHE)
-        def residual(p: np.ndarray, data: np.ndarray) -> np.ndarray:
-            height, cy, cx, wy, wx = p[0], p[1], p[2], p[3], p[4]
-            ny, nx = data.shape
-            out = np.empty(ny * nx)
-            for y in range(ny):
-                for x in range(nx):
-                    out[y * nx + x] = height * np.exp(-(((cy - y) / wy) ** 2 + ((cx - x) / wx) ** 2) / 2) - data[y, x]
-            return out
-
-        _RESIDUAL = residual
-    return _RESIDUAL
 
 
 def _moments(data: np.ndarray) -> tuple[float, ...] | None:
@@ -265,10 +219,10 @@ def _moments(data: np.ndarray) -> tuple[float, ...] | None:
     return data.max(), cy, cx, wy, wx
 
 
-def oriented(rf: np.ndarray, mask_threshold: float) -> np.ndarray:
-    """The map the Gaussian is fitted to: its complement when the mask covers more than
-    half the grid's edge (an inverted RF, AllenSDK's ``is_rf_inverted``)."""
-    mask = threshold_rf(rf, mask_threshold)[0]
+def oriented(rf: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The map the Gaussian is fitted to: its complement when the mask
+    (:func:`threshold_rf`) covers more than half the grid's edge (an inverted RF,
+    AllenSDK's ``is_rf_inverted``)."""
     edge = np.zeros(mask.shape)
     edge[:, 0] = edge[:, -1] = edge[0, :] = edge[-1, :] = 1
     return np.max(rf) - rf if np.sum(mask * edge) > np.sum(edge) / 2 else rf
@@ -280,8 +234,8 @@ def rf_stats(rf: np.ndarray, trial_counts: np.ndarray, categories: np.ndarray, m
     if np.sum(trial_counts) < minimum_spike_count:
         return np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, False
     p = chi_square_p(trial_counts, categories, rng)
-    _, azimuth, elevation, area = threshold_rf(rf, mask_threshold)
-    rf = oriented(rf, mask_threshold)
+    mask, azimuth, elevation, area = threshold_rf(rf, mask_threshold)
+    rf = oriented(rf, mask)
     (_, cy, cx, wy, wx), _ = fit_2d_gaussian(rf)
     on_screen = bool(0 < cy < rf.shape[0] and 0 < cx < rf.shape[1])
     return azimuth * 10 + 10, (8 - elevation) * 10 - 30, wx * 10, wy * 10, area * 100, p, on_screen
