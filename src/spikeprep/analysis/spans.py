@@ -8,9 +8,6 @@ train instead of O(k log n) with a cache miss per probe; a few windows use numpy
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 import numpy as np
 
 __all__ = ["Spans"]
@@ -33,40 +30,9 @@ class Spans:
         """``(a, b)``: the spikes of the sorted ``times`` in window ``i`` are ``times[a[i]:b[i]]``."""
         if not self.compiled:
             return np.searchsorted(times, self.lo, side="left"), np.searchsorted(times, self.hi, side="left")
-        count_below = _count_below()
+        from ._spans_jit import count_below
+
         a, b = np.empty(len(self.lo), dtype=np.int64), np.empty(len(self.hi), dtype=np.int64)
         a[self._lo_order] = count_below(times, self._lo_sorted)
         b[self._hi_order] = count_below(times, self._hi_sorted)
         return a, b
-
-
-@cache
-def _count_below() -> Any:
-    import numba
-
-    from ..rates.jit import CAN_CACHE
-
-    @numba.njit(cache=CAN_CACHE, nogil=True)
-    def count_below(times: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        # out[i]: how many times are < keys[i], for sorted keys (numpy's searchsorted, side="left")
-        n = len(times)
-        out = np.empty(len(keys), dtype=np.int64)
-        j = 0
-        for i in range(len(keys)):
-            k = keys[i]
-            if j < n and times[j] < k:
-                step = 1
-                while j + step < n and times[j + step] < k:
-                    step *= 2
-                lo, hi = j + step // 2 + 1, min(j + step, n)  # times[lo - 1] < k; times[hi] >= k or hi == n
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if times[mid] < k:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                j = lo
-            out[i] = j
-        return out
-
-    return count_below

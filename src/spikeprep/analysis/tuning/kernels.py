@@ -160,7 +160,7 @@ def c50(contrasts: np.ndarray, responses: np.ndarray) -> float:
     from .compiled import contrast_residual
 
     with np.errstate(all="ignore"):
-        coefs, _, _, _, ier = leastsq(contrast_residual(), np.ones(4), args=(np.log(contrasts), responses),
+        coefs, _, _, _, ier = leastsq(contrast_residual, np.ones(4), args=(np.log(contrasts), responses),
                                       full_output=True, maxfev=100000)
     if ier not in (1, 2, 3, 4):
         return np.nan

@@ -18,7 +18,6 @@ import pandas as pd
 
 from . import columns
 from .base import StimulusAnalysis
-from .compiled import gaussian_2d_residual
 
 __all__ = ["ReceptiveFieldMapping", "rf_stats", "oriented", "chi_square_p", "threshold_rf", "fit_2d_gaussian"]
 
@@ -196,7 +195,8 @@ def fit_2d_gaussian(rf: np.ndarray) -> tuple[np.ndarray, bool]:
     params = _moments(rf)
     if params is None:
         return np.full(5, np.nan), False
-    residual = gaussian_2d_residual()
+    from .compiled import gaussian_2d_residual as residual
+
     data = np.ascontiguousarray(rf, dtype=np.float64)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # maxfev reached: AllenSDK keeps the last iterate too
