@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/session_api.py
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/cache.py
 
 clean:
 	rm -rf $(VENV) .venv-newest demo_out

@@ -323,10 +323,12 @@ def test_an_allensdk_cache_folder_is_used_as_it_is(tmp_path: Path) -> None:
     folder = tmp_path / "allensdk_cache"
     shutil.copytree(root, folder)  # the bucket's layout is AllenSDK's cache layout, manifest included
     assert json.loads((folder / "manifest.json").read_text())["manifest"][0]["value"] == "0.3.0"
-    cache = spikeprep.EcephysProjectCache.from_warehouse(manifest=folder / "manifest.json",
-                                                         base_url="http://127.0.0.1:9/")  # nothing listens there
+    cache = spikeprep.EcephysProjectCache.fixed(manifest=folder / "manifest.json")  # offline: never asks a server
     session = cache.get_session_data(spec.sid)
     assert session.num_units > 0 and cache.get_session_table().index.tolist() == [spec.sid]
+    with pytest.raises(SpikeprepError, match="not in the cache"):
+        (folder / f"session_{spec.sid}" / f"session_{spec.sid}.nwb").rename(folder / "elsewhere.nwb")
+        spikeprep.EcephysProjectCache.fixed(manifest=folder, out=tmp_path / "other").get_session_data(spec.sid)
 
 
 def test_an_offline_machine_gets_one_clear_line_fast(tmp_path: Path) -> None:

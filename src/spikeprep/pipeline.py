@@ -330,12 +330,13 @@ def metrics_many(out: str | Path, *, session_ids: Sequence[int] | None = None, w
 def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options: ExportOptions = ExportOptions(), *,
                  base_url: str | None = None, workers: int | None = None, scheduler: str | None = None,
                  force: bool = False, progress: bool = True, verbose: bool = False, stream: bool = False,
-                 keep_cache: bool = False) -> list[Result]:
+                 keep_cache: bool = False, offline: bool = False) -> list[Result]:
     """Download and export sessions; each is exported as soon as its file is there.
 
     Sessions already exported with the same options are skipped without downloading.
     With ``stream``, a session is exported straight from its URL (only the byte ranges
-    it needs), unless ``cache`` already holds the whole file, which goes first.
+    it needs), unless ``cache`` already holds the whole file, which goes first. With
+    ``offline``, the server is never asked: files in ``cache`` are exported as they are.
     """
     from .io.download import session_nwb_path, session_url
 
@@ -349,6 +350,12 @@ def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options
         else:
             todo.append(sid)
     on_cluster = workers is not None or scheduler is not None
+    if offline:
+        for sid in todo:
+            path = session_nwb_path(cache, sid)
+            results.append(export_file(path, out, options, force=force, verbose=verbose) if path.exists() else
+                           Result(str(path), sid, "failed", f"{path}: not in the cache (offline: nothing is downloaded)"))
+        todo = []
     if stream:
         inputs = [_local_copy(session_nwb_path(cache, sid), session_url(sid, base_url)) for sid in todo]
         results += export_many(inputs, out, options, workers=workers, scheduler=scheduler, force=force,
@@ -366,9 +373,9 @@ def run_sessions(ids: Sequence[int], cache: str | Path, out: str | Path, options
     if ready:
         results += export_many(ready, out, options, workers=workers, scheduler=scheduler, force=force,
                                progress=progress, verbose=verbose)
-    if any(r.ok for r in results):  # beside the exported sessions, when there are any
+    if any(r.status == "exported" for r in results):  # beside the exported sessions, when some are new
         try:
-            session_table(base_url, cache).to_parquet(OutFolder(out).catalog)
+            session_table(base_url, cache, offline=offline).to_parquet(OutFolder(out).catalog)
         except (SpikeprepError, OSError, ValueError) as exc:
             log.warning("no session table written to %s: %s", out, exc)
     return results

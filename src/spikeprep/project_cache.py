@@ -153,8 +153,9 @@ class EcephysProjectCache:
             raise SpikeprepError(f"no session {session_id} in the catalog of {self.cache} "
                                  f"({len(known)} sessions, e.g. {', '.join(map(str, known[:3]))})")
         unit_filter = UnitFilter.from_kwargs(filter_by_validity=filter_by_validity, **unit_filter_kwargs)
+        offline = self.offline or os.environ.get("SPIKEPREP_OFFLINE") == "1"
         results = run_sessions([session_id], self.cache, self.out, base_url=self.base_url, stream=self.stream,
-                               progress=True)
+                               progress=True, offline=offline)
         failed = [r for r in results if not r.ok]
         if failed:
             raise SpikeprepError(failed[0].message)

@@ -93,6 +93,7 @@ class CatalogTables:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        self._units_cache: dict[tuple, pd.DataFrame] = {}
 
     def _read(self, name: str) -> pd.DataFrame:
         path = self.folder / name
@@ -210,6 +211,11 @@ class CatalogTables:
 
     def units(self, suppress: Sequence[str] | None = None, filter_by_validity: bool = True,
               **unit_filter_kwargs: Any) -> pd.DataFrame:
-        """AllenSDK's ``get_units``."""
-        units = self._annotated_units(filter_by_validity, **unit_filter_kwargs)
-        return units.drop(columns=list(_UNIT_SUPPRESS if suppress is None else suppress), errors="ignore")
+        """AllenSDK's ``get_units`` (each distinct call computed once; a copy returned)."""
+        key = (tuple(suppress) if suppress is not None else None, bool(filter_by_validity),
+               tuple(sorted((k, repr(v)) for k, v in unit_filter_kwargs.items())))
+        if key not in self._units_cache:
+            units = self._annotated_units(filter_by_validity, **unit_filter_kwargs)
+            self._units_cache[key] = units.drop(columns=list(_UNIT_SUPPRESS if suppress is None else suppress),
+                                                errors="ignore")
+        return self._units_cache[key].copy()
