@@ -265,3 +265,19 @@ def test_the_report_shows_the_tuning_once_metrics_ran(tuned: tuple, tmp_path) ->
                 "image selectivity and ON/OFF per area"):
         assert f'alt="{alt}"' in page
     assert 'alt="metric distributions per area across sessions"' in (out / "report.html").read_text()
+
+
+def test_optotagged_units_fire_just_after_the_light(tuned: tuple) -> None:
+    session, truth = tuned
+    pulses = session.optogenetic_stimulation_epochs["start_time"].to_numpy()
+    tagged = truth.index[truth["tuned"] & truth["optotagged"].fillna(False).astype(bool)]
+    assert len(tagged) >= 2 and len(pulses) == 96
+
+    def share(unit: int) -> float:
+        t = session.spike_times[unit]
+        lo, hi = np.searchsorted(t, pulses + 0.002), np.searchsorted(t, pulses + 0.008)
+        return float(np.mean(hi > lo))
+
+    assert min(share(u) for u in tagged) >= 0.6
+    others = [share(u) for u in truth.index[~truth.index.isin(tagged)] if u in session.units.index]
+    assert np.median(others) <= 0.1
