@@ -18,7 +18,7 @@ from ..core.model import SpikeSource, SpikeTrains
 from .spans import Spans
 
 __all__ = ["check_edges", "window_spans", "aligned_counts", "domain_counts", "window_counts", "aligned_spike_times",
-           "condition_statistics", "condition_sums", "interval_means", "AlignedSpikes"]
+           "condition_statistics", "condition_sums", "condition_table", "interval_means", "AlignedSpikes"]
 
 
 def check_edges(bin_edges: np.ndarray) -> np.ndarray:
@@ -237,9 +237,15 @@ def condition_statistics(counts: np.ndarray, conditions: np.ndarray, unit_ids: n
         id, then unit id, as AllenSDK's: ``spike_count``, ``stimulus_presentation_count``,
         ``spike_mean``, ``spike_std`` (ddof 1; NaN for one presentation), ``spike_sem``.
     """
+    return condition_table(*condition_sums(counts, conditions), unit_ids)
+
+
+def condition_table(cond_ids: np.ndarray, n: np.ndarray, total: np.ndarray, squares: np.ndarray,
+                    unit_ids: np.ndarray) -> pd.DataFrame:
+    """:func:`condition_statistics`' table from :func:`condition_sums`' arrays (columns in
+    the order of ``unit_ids``)."""
     by_id = np.argsort(np.asarray(unit_ids), kind="stable")
     unit_ids = np.asarray(unit_ids)[by_id]
-    cond_ids, n, total, squares = condition_sums(counts, conditions)
     total, squares = total[:, by_id], squares[:, by_id]
     n_u = total.shape[1]
     n = n.astype(np.float64)[:, None]

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import warnings
 from functools import cached_property
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from ..alignment import aligned_counts, condition_statistics, condition_sums, window_counts
+from ..alignment import aligned_counts, condition_sums, condition_table, window_counts
 from . import kernels
 from .columns import Metric, metrics_frame
 
@@ -64,6 +64,7 @@ class StimulusAnalysis:
     PREFIX_MATCH = False
     METRICS: tuple[Metric, ...] = ()
     TRIAL_DURATION: float | None = None
+    PARAMS_KEY = ""  # the class's entry in AllenSDK's ``params`` dict
 
     def __init__(self, ecephys_session: Any, trial_duration: float | None = None, **kwargs: Any) -> None:
         if not hasattr(ecephys_session, "conditionwise_spike_statistics"):
@@ -78,8 +79,6 @@ class StimulusAnalysis:
             self._stimulus_key = params[self.PARAMS_KEY].get("stimulus_key", self._stimulus_key)
         self._psth_resolution = float(kwargs.get("psth_resolution", 0.001))
         self.note = ""
-
-    PARAMS_KEY = ""
 
     # ------------------------------------------------------------------ AllenSDK's properties
     @property
@@ -157,15 +156,14 @@ class StimulusAnalysis:
     def conditionwise_statistics(self) -> pd.DataFrame:
         """AllenSDK's table: (``unit_id``, ``stimulus_condition_id``) → ``spike_count``,
         ``stimulus_presentation_count``, ``spike_mean``, ``spike_std``, ``spike_sem``."""
-        return condition_statistics(self._window_counts(), self.stim_table["stimulus_condition_id"].to_numpy(),
-                                    self.unit_ids)
+        return condition_table(*self._sums, self.unit_ids)
 
     @cached_property
     def presentationwise_statistics(self) -> pd.DataFrame:
         """AllenSDK's table: (``stimulus_presentation_id``, ``unit_id``) → ``spike_counts``
         in ``[onset, onset + trial_duration)``, ``stimulus_condition_id``, ``running_speed``
         (cm/s, the mean of the samples starting inside the presentation)."""
-        n_p, n_u = self._trial_counts.shape
+        n_u = self.unit_count
         index = pd.MultiIndex.from_product([self.stim_table.index.to_numpy(), self.unit_ids],
                                            names=["stimulus_presentation_id", "unit_id"])
         return pd.DataFrame({"spike_counts": self._trial_counts.reshape(-1),
@@ -187,7 +185,7 @@ class StimulusAnalysis:
 
     def _window_counts(self) -> np.ndarray:
         """Presentations × units: spikes in ``[start_time, stop_time)`` (not kept: a movie's
-        are 137 MB; the condition sums are)."""
+        are 137 MB; only their sums per condition are)."""
         return window_counts(self._trains, self._starts, self.stim_table["stop_time"].to_numpy(np.float64),
                              dtype=np.dtype(np.uint16))
 
@@ -217,42 +215,49 @@ class StimulusAnalysis:
     def _sums(self) -> tuple[np.ndarray, ...]:
         return condition_sums(self._window_counts(), self._conditions)
 
-    def _matrix(self, column: str) -> np.ndarray:
-        """Units × conditions (ascending id): ``spike_mean`` or ``spike_count`` of
-        ``conditionwise_statistics`` (the same arithmetic, without the table)."""
+    @cached_property
+    def _means(self) -> np.ndarray:
+        """Units × conditions (ascending id): ``spike_mean`` of ``conditionwise_statistics``
+        (the same arithmetic, without the table)."""
         _, n, total, _ = self._sums
-        if column == "spike_count":
-            return total.T
         return (total / n.astype(np.float64)[:, None]).T
 
+    @property
+    def _counts(self) -> np.ndarray:
+        """Units × conditions (ascending id): ``spike_count`` of ``conditionwise_statistics``."""
+        return self._sums[2].T
+
+    def _columns(self, condition_ids: Any) -> np.ndarray:
+        """Positions of conditions in the columns of :attr:`_means` and :attr:`_counts`."""
+        return np.searchsorted(self._condition_ids, np.asarray(condition_ids))
+
     @cached_property
-    def _null_ids(self) -> np.ndarray:
+    def _not_null(self) -> np.ndarray:
+        """Over the conditions (ascending id): False for the null (blank) ones."""
         null = self.null_condition
-        return np.asarray(null if isinstance(null, (pd.Index, np.ndarray, list)) else [null])
+        ids = np.asarray(null if isinstance(null, (pd.Index, np.ndarray, list)) else [null])
+        return ~np.isin(self._condition_ids, ids)
 
     @cached_property
     def preferred_condition(self) -> np.ndarray:
         """Per unit, the condition (not a null one) with the highest mean spike count; the
         first one on ties, in order of condition id."""
-        means = self._matrix("spike_mean")
-        keep = ~np.isin(self._condition_ids, self._null_ids)
-        if not keep.any() or keep.all():
+        keep = self._not_null
+        if not keep.any():
             keep = np.ones(len(self._condition_ids), dtype=bool)
         ids = self._condition_ids[keep]
-        return ids[np.argmax(means[:, keep], axis=1)] if means.size else np.empty(0, dtype=ids.dtype)
+        return ids[np.argmax(self._means[:, keep], axis=1)] if self._means.size else np.empty(0, dtype=ids.dtype)
 
     def _by_value(self, column: str, values: np.ndarray) -> np.ndarray:
         """Units × values: the mean over the conditions having each value of ``column``
         of their mean spike count."""
-        means = self._matrix("spike_mean")
-        where = {c: i for i, c in enumerate(self._condition_ids)}
         param = self._values(column)
         out = np.empty((self.unit_count, len(values)))
         for k, v in enumerate(values):
-            cols = [where[c] for c in param.index[param.to_numpy() == v]]
+            cols = self._columns(param.index[param.to_numpy() == v])
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                out[:, k] = means[:, cols].mean(axis=1) if cols else np.nan
+                out[:, k] = self._means[:, cols].mean(axis=1) if len(cols) else np.nan
         return out
 
     def _preferred_value(self, column: str, values: np.ndarray) -> np.ndarray:
@@ -295,9 +300,7 @@ class StimulusAnalysis:
         return p, mod
 
     def _lifetime_sparseness(self) -> np.ndarray:
-        counts = self._matrix("spike_count")
-        keep = ~np.isin(self._condition_ids, self._null_ids)
-        return np.array([kernels.lifetime_sparseness(row) for row in counts[:, keep]])
+        return np.array([kernels.lifetime_sparseness(row) for row in self._counts[:, self._not_null]])
 
     def psth_groups(self, conditions: np.ndarray, edges: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Per distinct condition: the unit positions whose ``conditions`` entry it is,
@@ -360,8 +363,3 @@ class StimulusAnalysis:
     def METRICS_COLUMNS(self) -> list[tuple[str, Any]]:  # noqa: N802 (AllenSDK's name)
         return [(m.name, m.dtype) for m in self.METRICS]
 
-
-def present(values: Sequence[Any]) -> np.ndarray:
-    """Distinct non-missing numbers of ``values``, sorted."""
-    v = np.array([scalar(x) for x in values], dtype=np.float64)
-    return np.sort(np.unique(v[np.isfinite(v)]))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import columns, kernels
-from .base import StimulusAnalysis
+from .base import StimulusAnalysis, scalar
 
 __all__ = ["DriftingGratings", "StaticGratings", "NaturalScenes", "Flashes", "NaturalMovies", "DotMotion"]
 
@@ -73,7 +73,8 @@ class DriftingGratings(StimulusAnalysis):
                 "lifetime_sparseness_dg": self._lifetime_sparseness(), "run_pval_dg": run_p, "run_mod_dg": run_mod}
 
     def _selectivity(self, pref_tf: np.ndarray, index: Any) -> np.ndarray:
-        return _selectivity(self, self.orivals, pref_tf, lambda tf: self._values(self._col_tf) == tf, index)
+        tfs = self._values(self._col_tf)
+        return _selectivity(self, self._values(self._col_ori), self.orivals, pref_tf, lambda tf: tfs == tf, index)
 
     def _phase_locking(self) -> tuple[np.ndarray, np.ndarray]:
         """F1/F0 (from each trial) and the modulation index (from the mean PSTH) at the
@@ -81,15 +82,13 @@ class DriftingGratings(StimulusAnalysis):
         edges = self.psth_edges
         times = edges[:-1] + np.diff(edges) / 2
         rate = 1 / np.mean(np.diff(times))
-        tf = self._values(self._col_tf)
+        tfs = self._values(self._col_tf)
         f1f0, mod = np.full(self.unit_count, np.nan), np.full(self.unit_count, np.nan)
         for units, counts in self.psth_groups(self.preferred_condition, edges):
-            c = self.preferred_condition[units[0]]
-            first_tf = float(self.stim_table.loc[self.stim_table["stimulus_condition_id"] == c,
-                                                 self._col_tf].map(_number).iloc[0])
+            tf = float(tfs.loc[self.preferred_condition[units[0]]])  # the condition's (AllenSDK: its first trial's)
             for k, j in enumerate(units):
-                f1f0[j] = kernels.f1_f0(counts[:, :, k], first_tf, float(times.max()))
-                mod[j] = kernels.modulation_index(counts[:, :, k].mean(axis=0), float(tf.loc[c]), rate)
+                f1f0[j] = kernels.f1_f0(counts[:, :, k], tf, float(times.max()))
+                mod[j] = kernels.modulation_index(counts[:, :, k].mean(axis=0), tf, rate)
         return f1f0, mod
 
     def _c50(self, pref_ori: np.ndarray) -> np.ndarray:
@@ -99,16 +98,17 @@ class DriftingGratings(StimulusAnalysis):
         session = self.ecephys_session
         stats = session.conditionwise_spike_statistics(contrast.index.to_numpy(), self.unit_ids)
         conditions = session.stimulus_conditions
-        ori = contrast[self._col_ori].map(_number).to_numpy()
+        ori = contrast[self._col_ori].map(scalar).to_numpy()
+        condition = contrast["stimulus_condition_id"].to_numpy()
         out = np.full(self.unit_count, np.nan)
-        for j, (unit, o) in enumerate(zip(self.unit_ids, pref_ori)):
-            ids = contrast["stimulus_condition_id"].to_numpy()[ori == o]
-            ids = pd.unique(ids)
+        for o in np.unique(pref_ori[np.isfinite(pref_ori)]):
+            ids = pd.unique(condition[ori == o])  # in order of first presentation, as AllenSDK's
             if not len(ids):
                 continue
-            values = conditions.loc[ids, self._col_contrast].map(_number).to_numpy(np.float64)
-            responses = stats.loc[unit].loc[ids, "spike_mean"].to_numpy(np.float64)
-            out[j] = kernels.c50(values, responses)
+            values = conditions.loc[ids, self._col_contrast].map(scalar).to_numpy(np.float64)
+            for j in np.flatnonzero(pref_ori == o):
+                responses = stats.loc[self.unit_ids[j]].loc[ids, "spike_mean"].to_numpy(np.float64)
+                out[j] = kernels.c50(values, responses)
         return out
 
 
@@ -154,7 +154,7 @@ class StaticGratings(StimulusAnalysis):
         def at(key: tuple[float, float]) -> pd.Series:
             return (sfs == key[0]) & (phases == key[1])
 
-        osi = _selectivity(self, self.orivals, list(zip(sf, phase)), at, kernels.osi)
+        osi = _selectivity(self, self._values(self._col_ori), self.orivals, list(zip(sf, phase)), at, kernels.osi)
         run_p, run_mod = self._run_modulation()
         return {"pref_sf_sg": sf, "pref_sf_multi_sg": self._multiple_preferred(self._col_sf, self.sfvals),
                 "pref_ori_sg": self._preferred_value(self._col_ori, self.orivals),
@@ -196,12 +196,11 @@ class NaturalScenes(StimulusAnalysis):
         return self.images[self.images >= 0]
 
     def _compute(self) -> dict[str, np.ndarray]:
-        means = self._matrix("spike_mean")
-        keep = ~np.isin(self._condition_ids, self._null_ids)
         run_p, run_mod = self._run_modulation()
         return {"pref_image_ns": self.preferred_condition,
                 "pref_images_multi_ns": self._multiple_preferred(self._col_image, self.images_nonblank),
-                "image_selectivity_ns": np.array([kernels.image_selectivity(row) for row in means[:, keep]]),
+                "image_selectivity_ns": np.array([kernels.image_selectivity(row)
+                                                  for row in self._means[:, self._not_null]]),
                 "firing_rate_ns": self._firing_rate(), "fano_ns": self._fano(), "time_to_peak_ns": self._time_to_peak(),
                 "lifetime_sparseness_ns": self._lifetime_sparseness(), "run_pval_ns": run_p, "run_mod_ns": run_mod}
 
@@ -242,9 +241,7 @@ class Flashes(StimulusAnalysis):
         on, off = color.index[color == 1.0], color.index[color == -1.0]
         if not len(on) or not len(off):
             return np.full(self.unit_count, np.nan)
-        means = self._matrix("spike_mean")
-        where = {c: i for i, c in enumerate(self._condition_ids)}
-        on_m, off_m = means[:, where[on[0]]], means[:, where[off[0]]]
+        on_m, off_m = (self._means[:, k] for k in self._columns([on[0], off[0]]))
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(off_m > 0, on_m / np.where(off_m > 0, off_m, 1.0), np.nan)
 
@@ -257,9 +254,6 @@ class NaturalMovies(StimulusAnalysis):
     KNOWN_KEYS = ("natural_movies", "natural_movie_1", "natural_movie_3", "natural_movie_one", "natural_movie_three")
     METRICS = columns.NM
     PARAMS_KEY = "natural_movies"
-
-    def __init__(self, ecephys_session: Any, trial_duration: float | None = None, **kwargs: Any) -> None:
-        super().__init__(ecephys_session, trial_duration=trial_duration, **kwargs)
 
     @property
     def name(self) -> str:
@@ -312,25 +306,16 @@ class DotMotion(StimulusAnalysis):
                 "lifetime_sparseness_dm": self._lifetime_sparseness(), "run_mod_dm": run_mod, "run_pval_dm": run_p}
 
 
-def _number(value: Any) -> float:
-    from .base import scalar
-
-    return scalar(value)
-
-
-def _selectivity(analysis: StimulusAnalysis, orivals: np.ndarray, keys: Any, where: Any, index: Any) -> np.ndarray:
+def _selectivity(analysis: StimulusAnalysis, ori: pd.Series, orivals: np.ndarray, keys: Any, where: Any,
+                 index: Any) -> np.ndarray:
     """OSI or DSI of each unit over the conditions ``where(key)`` selects (its preferred
-    frequency, or frequency and phase), responses in order of orientation."""
-    means = analysis._matrix("spike_mean")
-    position = {c: i for i, c in enumerate(analysis._condition_ids)}
-    ori = analysis._values(analysis._col_ori)  # type: ignore[attr-defined]
-    cache: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+    frequency, or frequency and phase), responses in order of orientation (``ori``: each
+    condition's)."""
+    columns: dict[Any, np.ndarray] = {}
     out = np.full(analysis.unit_count, np.nan)
     for j, key in enumerate(keys):
-        if key not in cache:
+        if key not in columns:
             ids = ori.index[where(key).to_numpy()]
-            order = np.argsort(ori.loc[ids].to_numpy(), kind="stable")
-            cache[key] = (np.array([position[c] for c in ids[order]], dtype=np.int64), orivals)
-        cols, values = cache[key]
-        out[j] = index(values, means[j, cols])
+            columns[key] = analysis._columns(ids[np.argsort(ori.loc[ids].to_numpy(), kind="stable")])
+        out[j] = index(orivals, analysis._means[j, columns[key]])
     return out

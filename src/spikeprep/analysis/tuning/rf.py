@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..alignment import aligned_counts
 from . import columns
 from .base import StimulusAnalysis
 
@@ -94,8 +95,6 @@ class ReceptiveFieldMapping(StimulusAnalysis):
         return out.reshape(self.unit_count, self.number_elevations, self.number_azimuths).astype(kind)
 
     def _rf_counts(self) -> np.ndarray:
-        from ..alignment import aligned_counts
-
         return aligned_counts(self._trains, self._starts, _RF_EDGES).sum(axis=1, dtype=np.int64)
 
     def get_receptive_field(self, unit_id: int) -> np.ndarray:
@@ -146,13 +145,6 @@ def chi_square_p(events: np.ndarray, categories: np.ndarray, rng: np.random.Gene
     _, cat = np.unique(categories, return_inverse=True)
     n, n_cat = len(events), int(cat.max()) + 1 if len(cat) else 0
     sweeps = np.bincount(cat, minlength=n_cat).astype(np.float64)
-
-    def chi(observed: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        expected = sweeps[None, :] * mean[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            terms = (observed - expected) ** 2 / expected
-        return np.sum(np.where(expected > 0, terms, 0.0), axis=1)
-
     observed = np.bincount(cat, weights=events, minlength=n_cat)
     counts = events.astype(np.int64)
     if len(events) and (events >= 0).all() and np.array_equal(counts, events):
@@ -162,6 +154,13 @@ def chi_square_p(events: np.ndarray, categories: np.ndarray, rng: np.random.Gene
         return float(bootstrap_p(np.bincount(counts) / n, distinct, np.searchsorted(distinct, sweeps), sweeps,
                                  observed, rng.random((shuffles, n_cat))))
     # other responses: the resampling itself
+
+    def chi(observed: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        expected = sweeps[None, :] * mean[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            terms = (observed - expected) ** 2 / expected
+        return np.sum(np.where(expected > 0, terms, 0.0), axis=1)
+
     actual = chi(observed[None, :], np.array([events.mean()]))[0]
     draws = events[rng.integers(0, n, size=(shuffles, n))]
     flat = (np.arange(shuffles)[:, None] * n_cat + cat[None, :]).ravel()
