@@ -265,22 +265,32 @@ def _shared_session_ids(paths: Sequence[str]) -> dict[str, Result]:
     return clashes
 
 
-def align_one(session_id: int, out: str | Path, stimulus: str, window: tuple[float, float], bin_size: float, *,
-              force: bool = False, unit_progress: bool = False, verbose: bool = False) -> Result:
-    """:func:`spikeprep.analysis.aligned_store.align_session` for one session; never raises."""
-    from .analysis.aligned_store import align_session
-
+def _on_session(session_id: int, out: str | Path, work: Callable[[], tuple[str, str, int | None]],
+                verbose: bool) -> Result:
+    """``work()`` (status, note, units) on one exported session as a Result; never raises:
+    an error is one line naming the session's folder (the traceback with ``verbose``)."""
     t0 = time.perf_counter()
     where = str(SessionFolder(out, session_id).path)
     try:
-        r = align_session(out, session_id, stimulus, window, bin_size, force=force, progress=unit_progress)
-        return Result(where, session_id, r["status"], "" if r["status"] == "aligned" else "already aligned",
-                      time.perf_counter() - t0, r["units"], None)
+        status, note, units = work()
+        return Result(where, session_id, status, note, time.perf_counter() - t0, units, None)
     except SpikeprepError as exc:
         return Result(where, session_id, "failed", str(exc), time.perf_counter() - t0)
     except Exception as exc:  # a bug or an unforeseen fault: still one line, the traceback on request
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
         return Result(where, session_id, "failed", f"{where}: unexpected error: {detail}", time.perf_counter() - t0)
+
+
+def align_one(session_id: int, out: str | Path, stimulus: str, window: tuple[float, float], bin_size: float, *,
+              force: bool = False, unit_progress: bool = False, verbose: bool = False) -> Result:
+    """:func:`spikeprep.analysis.aligned_store.align_session` for one session; never raises."""
+    from .analysis.aligned_store import align_session
+
+    def work() -> tuple[str, str, int | None]:
+        r = align_session(out, session_id, stimulus, window, bin_size, force=force, progress=unit_progress)
+        return r["status"], "" if r["status"] == "aligned" else "already aligned", r["units"]
+
+    return _on_session(session_id, out, work, verbose)
 
 
 def align_many(out: str | Path, stimulus: str, window: tuple[float, float], bin_size: float, *,
@@ -299,17 +309,11 @@ def metrics_one(session_id: int, out: str | Path, *, force: bool = False, seed: 
     """:func:`spikeprep.analysis.tuning.outputs.write_metrics` for one session; never raises."""
     from .analysis.tuning.outputs import write_metrics
 
-    t0 = time.perf_counter()
-    where = str(SessionFolder(out, session_id).path)
-    try:
+    def work() -> tuple[str, str, int | None]:
         r = write_metrics(out, session_id, force=force, seed=seed)
-        note = "already computed" if r["status"] == "skipped" else "; ".join(r["notes"])
-        return Result(where, session_id, r["status"], note, time.perf_counter() - t0, r["units"], None)
-    except SpikeprepError as exc:
-        return Result(where, session_id, "failed", str(exc), time.perf_counter() - t0)
-    except Exception as exc:  # a bug or an unforeseen fault: still one line, the traceback on request
-        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
-        return Result(where, session_id, "failed", f"{where}: unexpected error: {detail}", time.perf_counter() - t0)
+        return r["status"], "already computed" if r["status"] == "skipped" else "; ".join(r["notes"]), r["units"]
+
+    return _on_session(session_id, out, work, verbose)
 
 
 def metrics_many(out: str | Path, *, session_ids: Sequence[int] | None = None, workers: int | None = None,

@@ -190,14 +190,14 @@ class EcephysProjectCache:
         ValueError
             An unknown session type (AllenSDK's error, with the known types).
         """
-        known = self.get_all_session_types()
+        table = self.get_session_table()
+        known = table["session_type"].unique().tolist()  # get_all_session_types(), without a second table
         if session_type not in known:
             raise ValueError(f"unrecognized session type: {session_type}. Available types: {known}")
         cached = self.cache / f"{session_type}_analysis_metrics.csv"
         if cached.exists():
             metrics = pd.read_csv(cached, index_col="ecephys_unit_id")
         else:
-            table = self.get_session_table()
             ids = table.index[table["session_type"] == session_type]
             metrics = pd.concat([self._session_metrics(int(i)) for i in ids])
         if annotate:

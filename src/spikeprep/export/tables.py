@@ -39,20 +39,22 @@ class Column:
     meaning: str
 
 
-def write_table(df: pd.DataFrame, path: Path, columns: Sequence[Column] = ()) -> int:
+def write_table(df: pd.DataFrame, path: Path, columns: Sequence[Column] = (),
+                metadata: dict[str, str] | None = None) -> int:
     """Write ``df`` (its index is not kept) as zstd Parquet with each declared column's
-    unit and meaning as field metadata; return the number of rows."""
+    unit and meaning as field metadata, and ``metadata`` added to the file's; return the
+    number of rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     declared = {c.name: c for c in columns}
-    if declared:
+    if declared or metadata:
         schema = pa.schema([
             f.with_metadata({"unit": declared[f.name].unit, "description": declared[f.name].meaning})
             if f.name in declared else f
             for f in table.schema
-        ], metadata=table.schema.metadata)
+        ], metadata={**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}})
         table = table.cast(schema)
     pq.write_table(table, path, compression="zstd")
     return table.num_rows

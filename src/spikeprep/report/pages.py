@@ -250,7 +250,9 @@ def _tuning_sections(session: ExportedSession) -> list[str]:
     ]
 
 
-def _tuning_across_sessions(out: Path, ids: list[int]) -> list[str]:
+def _tuning_across_sessions(out: Path, units: dict[int, pd.DataFrame]) -> list[str]:
+    """The metric distributions per area of ``OUT/unit_metrics.parquet`` (``units``: each
+    reported session's units)."""
     from ..analysis.tuning.outputs import UNIT_METRICS
     from . import tuning as tfigs
 
@@ -259,10 +261,10 @@ def _tuning_across_sessions(out: Path, ids: list[int]) -> list[str]:
         return []
     metrics = pd.read_parquet(path)
     parts = []
-    for sid in ids:
+    for sid, session_units in units.items():
         rows = metrics[metrics["session_id"] == sid].set_index("unit_id")
         if len(rows):
-            parts.append(tfigs.tuned_units(rows, ExportedSession(out, sid).units))
+            parts.append(tfigs.tuned_units(rows, session_units))
     if not parts:
         return []
     table = pd.concat(parts)
@@ -289,9 +291,10 @@ def index_report(out: str | Path, session_ids: list[int] | None = None,
     per_unit = pd.concat([qc_table(out, sid) for sid in ids], ignore_index=True)
     summary = session_summary(per_unit).set_index("session_id")
     rows, yields = [], {}
+    every: dict[int, pd.DataFrame] = {}
     for sid in ids:
         rec = root.session(sid).read_record()
-        units = ExportedSession(out, sid).units
+        units = every[sid] = ExportedSession(out, sid).units
         passing = units[units["passes_allen_qc"]]
         yields[sid] = passing["region"].astype(object).fillna(OUTSIDE_BRAIN).value_counts()
         link = f"session_{sid}/report.html"
@@ -311,7 +314,7 @@ def index_report(out: str | Path, session_ids: list[int] | None = None,
         "selection).</p>",
         _img(figs.png(build_isi_figure(per_unit, summary.reset_index())), "ISI violations across sessions"),
         "<h2>Unit yield</h2>", _img(figs.png(figs.yield_across_sessions(counts)), "unit yield across sessions"),
-        *_tuning_across_sessions(root.path, ids),
+        *_tuning_across_sessions(root.path, every),
         _not_reported(broken),
     ])
     path = root.path / "report.html"

@@ -75,18 +75,18 @@ def _box(ax: Any, table: pd.DataFrame, column: str, areas: list[str], colors: di
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _areas(table: pd.DataFrame, minimum: int = 3) -> list[str]:
+def _panels(table: pd.DataFrame, n: int, width: float) -> tuple[Any, Any, list[str], dict[str, Any]]:
+    """A figure of ``n`` panels in a row, the areas with at least 3 units, their colours."""
     counts = table["area"].value_counts()
-    return sorted(counts.index[counts >= minimum])
+    areas = sorted(counts.index[counts >= 3])
+    fig, axes = _pyplot().subplots(1, n, figsize=(width, 3.6))
+    return fig, axes, areas, area_colors(areas)
 
 
 def selectivity(table: pd.DataFrame) -> Any:
     """Drifting gratings per area: global OSI and DSI (at the preferred temporal
     frequency), and the preferred directions."""
-    plt = _pyplot()
-    areas = _areas(table)
-    colors = area_colors(areas)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes, areas, colors = _panels(table, 3, 13)
     _box(axes[0], table, "g_osi_dg", areas, colors, "global OSI (drifting gratings)")
     _box(axes[1], table, "g_dsi_dg", areas, colors, "global DSI (drifting gratings)")
     directions = np.arange(0, 360, 45)
@@ -109,10 +109,7 @@ def selectivity(table: pd.DataFrame) -> Any:
 def scenes_and_flashes(table: pd.DataFrame) -> Any:
     """Image selectivity per area, and each area's ON/OFF preference (log2 of the ON/OFF
     ratio of responses to white and black flashes)."""
-    plt = _pyplot()
-    areas = _areas(table)
-    colors = area_colors(areas)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, axes, areas, colors = _panels(table, 2, 11)
     _box(axes[0], table, "image_selectivity_ns", areas, colors, "image selectivity (natural scenes)")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.log2(table["on_off_ratio_fl"].astype(float))
@@ -126,15 +123,11 @@ def scenes_and_flashes(table: pd.DataFrame) -> Any:
 def per_area_across_sessions(table: pd.DataFrame) -> Any:
     """The dataset's metric distributions per area: OSI, DSI, image selectivity,
     receptive-field area and the share of units with a significant RF (p < 0.01)."""
-    plt = _pyplot()
-    areas = _areas(table)
-    colors = area_colors(areas)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes, areas, colors = _panels(table, 4, 16)
     _box(axes[0], table, "g_osi_dg", areas, colors, "global OSI")
     _box(axes[1], table, "g_dsi_dg", areas, colors, "global DSI")
     _box(axes[2], table, "image_selectivity_ns", areas, colors, "image selectivity")
-    share = [np.mean(table.loc[table["area"] == a, "p_value_rf"].dropna() < 0.01) if a in areas else np.nan
-             for a in areas]
+    share = [np.mean(table.loc[table["area"] == a, "p_value_rf"].dropna() < 0.01) for a in areas]
     axes[3].bar(range(len(areas)), share, color=[colors[a] for a in areas])
     axes[3].set_xticks(range(len(areas)), areas, fontsize=7)
     axes[3].set_ylabel("share with an RF (p < 0.01)")

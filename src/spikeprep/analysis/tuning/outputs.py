@@ -37,7 +37,8 @@ __all__ = ["UNIT_METRICS", "RECEPTIVE_FIELDS", "METRICS_VERSION", "session_metri
 UNIT_METRICS = "unit_metrics.parquet"
 RECEPTIVE_FIELDS = "receptive_fields.zarr"
 METRICS_VERSION = 1
-_KEY = b"spikeprep_metrics"
+_KEY = "spikeprep_metrics"
+_UNIT_ID = Column("unit_id", "int64", "", "the unit (AllenSDK's unit_id)")
 
 
 def metrics_columns() -> list[Column]:
@@ -83,7 +84,7 @@ def _is_done(folder: SessionFolder, stamp: dict[str, Any]) -> bool:
         return False
     try:
         meta = pq.read_schema(table).metadata or {}
-        return json.loads(meta.get(_KEY, b"{}")) == stamp
+        return json.loads(meta.get(_KEY.encode(), b"{}")) == stamp
     except Exception:  # unreadable: computed again
         return False
 
@@ -99,19 +100,9 @@ def write_metrics(out: str | Path, session_id: int, *, force: bool = False, seed
     session = ExportedSession(out, session_id)
     table, rf, notes = session_metrics(session, seed=seed)
     frame = table.reset_index()
-    declared = [Column("unit_id", "int64", "", "the unit (AllenSDK's unit_id)"), *metrics_columns()]
-
-    def write(path: Path) -> None:
-        import pyarrow.parquet as pq
-
-        write_table(frame, path, declared)
-        t = pq.read_table(path)
-        meta = {**(t.schema.metadata or {}), _KEY: json.dumps(stamp).encode(),
-                b"spikeprep_notes": json.dumps(notes).encode()}
-        pq.write_table(t.replace_schema_metadata(meta), path, compression="zstd")
-
+    metadata = {_KEY: json.dumps(stamp), "spikeprep_notes": json.dumps(notes)}
     _write_rf_store(folder.path / RECEPTIVE_FIELDS, rf)
-    atomic_write(folder.path / UNIT_METRICS, write)
+    atomic_write(folder.path / UNIT_METRICS, lambda p: write_table(frame, p, [_UNIT_ID, *metrics_columns()], metadata))
     return {"status": "computed", "units": len(frame), "notes": notes, "seconds": time.perf_counter() - t0}
 
 
@@ -160,7 +151,7 @@ def collect_metrics(out: str | Path) -> Path | None:
     table = pd.concat(frames, ignore_index=True)
     declared = [Column("session_id", "int64", "", "the session"),
                 Column("session_type", "string", "", "brain_observatory_1.1 or functional_connectivity"),
-                Column("unit_id", "int64", "", "the unit (AllenSDK's unit_id)"), *metrics_columns()]
+                _UNIT_ID, *metrics_columns()]
     target = out / UNIT_METRICS
     atomic_write(target, lambda p: write_table(table, p, declared))
     return target
