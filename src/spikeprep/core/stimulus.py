@@ -61,12 +61,13 @@ def unify_parameter(values: pd.Series) -> pd.Series:
     vectors = present.map(lambda v: _vector(str(v)))
     scalar = numbers.notna()
     if (vectors.notna() | scalar).all():
-        out = pd.Series([None] * len(values), index=values.index, dtype=object)
-        for i, v in vectors[vectors.notna()].items():
-            out[i] = v
-        for i, v in numbers[scalar].items():
-            out[i] = [float(v)]
-        return out
+        cells = np.full(len(values), None, dtype=object)
+        where = np.flatnonzero(~missing.to_numpy())  # positions of ``present``
+        for k, v in zip(where[vectors.notna().to_numpy()], vectors[vectors.notna()]):
+            cells[k] = v
+        for k, v in zip(where[scalar.to_numpy()], numbers[scalar]):
+            cells[k] = [float(v)]
+        return pd.Series(cells, index=values.index, dtype=object)
     out = text.astype(str).astype(object)
     out[missing.to_numpy()] = None
     return out
@@ -89,8 +90,9 @@ def split_color(table: pd.DataFrame) -> pd.DataFrame:
 
 def _codes(column: pd.Series) -> np.ndarray:
     """Integer codes of a column's values, equal values (missing ones too) equal codes."""
-    hashable = column.map(lambda v: tuple(v) if isinstance(v, (list, np.ndarray)) else v)
-    codes, _ = pd.factorize(hashable, use_na_sentinel=True)
+    if column.dtype == object:  # lists and arrays (color triplets) made hashable
+        column = column.map(lambda v: tuple(v) if isinstance(v, (list, np.ndarray)) else v)
+    codes, _ = pd.factorize(column, use_na_sentinel=True)
     return codes
 
 
