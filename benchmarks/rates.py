@@ -25,7 +25,7 @@ WRITE = """
 import time
 from spikeprep.io.nwb import SpikeReader
 from spikeprep.rates.binning import make_grid
-from spikeprep.rates.store import write_counts
+from spikeprep.rates.writer import write_counts
 t = time.perf_counter()
 with SpikeReader({path!r}) as spikes:  # streams from the file: one block of units in memory
     write_counts(spikes, {store!r}, make_grid(spikes))

@@ -292,3 +292,22 @@ def test_qc_reuses_stored_metrics_and_recomputes_for_another_threshold(exported,
     assert calls == [1]
     assert (other["isi_5ms_pct"].fillna(0) <= same["isi_5ms_pct"].fillna(0)).all()
     assert (other["isi_5ms_pct"] < same["isi_5ms_pct"]).any()
+
+
+def test_spike_times_in_whole_row_groups(small_nwb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row groups of ROW_GROUP_ROWS spikes (the last shorter), in unit order, whatever the
+    blocks the pass reads; the table is the session's spike trains."""
+    import pyarrow.parquet as pq
+
+    from spikeprep.export import spike_pass
+    from spikeprep.export.outputs import write_spike_times
+
+    monkeypatch.setattr(spike_pass, "ROW_GROUP_ROWS", 1000)
+    spikes = read_session(small_nwb).spikes
+    n = write_spike_times(spikes, tmp_path / "s.parquet")
+    meta = pq.ParquetFile(tmp_path / "s.parquet").metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert n == len(spikes.times) == sum(sizes) and set(sizes[:-1]) == {1000} and 0 < sizes[-1] <= 1000
+    table = pq.read_table(tmp_path / "s.parquet")
+    np.testing.assert_array_equal(table["time"].to_numpy(), spikes.times)
+    np.testing.assert_array_equal(table["unit_id"].to_numpy(), np.repeat(spikes.unit_ids, spikes.n_spikes))

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import spikeprep.export.outputs as export_mod
-import spikeprep.rates.store as ratestore
+from spikeprep.export.spike_pass import SpikeTimesWriter
+from spikeprep.rates.writer import CountsWriter
 from spikeprep.core.errors import ExportError
 from spikeprep.export.layout import SessionFolder
 from spikeprep.export.verify import verify_out
@@ -47,8 +48,8 @@ def session_dir(out: Path, sid: int) -> Path:
     return SessionFolder(out, sid).path
 
 
-@pytest.mark.parametrize("module, target", [(export_mod, "write_spike_times"), (ratestore, "write_counts"),
-                                            (export_mod, "write_table")])
+@pytest.mark.parametrize("module, target", [(SpikeTimesWriter, "close"), (CountsWriter, "close"),
+                                            (CountsWriter, "_chunk"), (export_mod, "write_table")])
 def test_full_disk_during_export(module, target: str, tiny: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     real = getattr(module, target)

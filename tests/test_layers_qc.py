@@ -156,3 +156,34 @@ def test_synthetic_isi_violations_column_is_the_allen_formula(tmp_path) -> None:
                                                                          s.spikes.n_spikes)) == 0)
     assert short.any()  # the generator does make ISIs that short
     np.testing.assert_allclose(s.units["isi_violations"], m["isi_violations_recomputed"], rtol=1e-12, equal_nan=True)
+
+
+def test_isi_counted_during_the_file_scan_equals_isi_metrics(small_nwb, tmp_path) -> None:
+    """The export counts ISIs while SpikeReader checks the file (one read fewer): same table,
+    also for a file whose units need repair (unsorted and negative times)."""
+    import h5py
+    import shutil
+
+    from spikeprep.export.qc import IsiCounter
+    from spikeprep.io.nwb import streamed_session
+
+    broken = tmp_path / "broken.nwb"
+    shutil.copy(small_nwb, broken)
+    with h5py.File(broken, "r+") as f:
+        t = f["units/spike_times"]
+        t[3], t[4] = t[4], t[3]
+        t[0] = -1.0
+    for path in (small_nwb, broken):
+        counter = IsiCounter(threshold_ms=3.0)
+        with pytest.warns(UserWarning) if path == broken else _nothing(), \
+                streamed_session(path, visit=counter.add) as s:
+            got = counter.metrics(s.spikes.unit_ids)
+        with pytest.warns(UserWarning) if path == broken else _nothing():
+            want = isi_metrics(read_session(path).spikes, threshold_ms=3.0)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()

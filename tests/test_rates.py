@@ -13,7 +13,8 @@ from scipy.ndimage import convolve1d
 from spikeprep.core.model import SpikeTrains
 from spikeprep.io.nwb import read_session
 from spikeprep.rates.binning import Grid, Kernel, bin_counts, count_dtype, gaussian_kernel, make_grid, smooth_counts
-from spikeprep.rates.store import firing_rates, lazy_rates, write_counts
+from spikeprep.rates.store import firing_rates, lazy_rates
+from spikeprep.rates.writer import write_counts
 from spikeprep.synthetic import SynthSpec, write_session
 
 from .notebook_reference import get_firing_rates
@@ -427,3 +428,62 @@ def test_grids_end_on_the_exact_decimal(n_bins: int, bin_size: float, t_start: f
     s = SpikeTrains.from_dict({1: [t_start, max(t_start, last)]})
     g = make_grid(s, bin_size, t_start) if last > t_start else make_grid(s, bin_size, t_start, end)
     assert g.t_stop == end and repr(g.t_stop) == repr(end) and g.n_bins == n_bins
+
+
+def test_store_widens_when_a_later_column_overflows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    trains = {u: np.sort(rng.uniform(0, 20, 400)) for u in range(7)}
+    trains[5] = np.sort(np.concatenate([trains[5], np.full(280, 13.0025)]))  # 280+ in one bin, in column 2
+    s = SpikeTrains.from_dict(trains)
+    grid = make_grid(s)
+    info = write_counts(s, tmp_path / "b.zarr", grid, chunks=(900, 2))
+    c = xr.open_zarr(tmp_path / "b.zarr")["counts"]
+    assert info["dtype"] == "uint16" and c.dtype == np.uint16 and info["total"] == len(s.times)
+    np.testing.assert_array_equal(c.values, bin_counts(s, grid))
+
+
+@pytest.mark.parametrize("chunks", [(1000, 7), (333, 16), (24000, 64)])
+def test_store_chunks_equal_zarr_pythons(store, tmp_path: Path, chunks: tuple[int, int]) -> None:
+    """The chunks encoded by the writer decode to what zarr-python writes for the same counts."""
+    import zarr
+
+    from spikeprep.rates.writer import _codecs
+
+    _, s, _ = store
+    grid = make_grid(s.spikes)
+    write_counts(s.spikes, tmp_path / "ours.zarr", grid, chunks=chunks)
+    counts = bin_counts(s.spikes, grid, np.dtype(np.uint8))
+    ref = zarr.open_group(str(tmp_path / "ref.zarr"), mode="w-", zarr_format=2)
+    ref.create_array("counts", shape=counts.shape, dtype=counts.dtype,
+                     chunks=(min(chunks[0], grid.n_bins), min(chunks[1], s.spikes.n_units)), **_codecs())
+    ref["counts"][:] = counts
+    ours = zarr.open_group(str(tmp_path / "ours.zarr"), mode="r")["counts"]
+    assert ours.chunks == ref["counts"].chunks and ours.dtype == ref["counts"].dtype
+    np.testing.assert_array_equal(ours[:], ref["counts"][:])
+    n_chunks = -(-grid.n_bins // ours.chunks[0]) * -(-s.spikes.n_units // ours.chunks[1])
+    assert len([p for p in (tmp_path / "ours.zarr" / "counts").iterdir() if not p.name.startswith(".")]) == n_chunks
+
+
+def test_chunked_counting_equals_grid_bins_at_the_edges() -> None:
+    from spikeprep.rates.binning import fill_chunk_counts
+
+    rng = np.random.default_rng(3)
+    g = Grid(0.005, 0.3, 9.7)
+    edges = g.edges()
+    trains = {u: np.concatenate([rng.uniform(-1, 11, 500), rng.choice(edges, 80),
+                                 np.nextafter(rng.choice(edges, 80), -np.inf), [g.t_stop, g.t_start]])
+              for u in range(5)}
+    s = SpikeTrains.from_dict(trains)
+    ref = np.zeros((5, g.n_bins), np.int64)
+    for u in range(5):
+        k = g.bins(s[u])
+        np.add.at(ref[u], k[(k >= 0) & (k < g.n_bins)], 1)
+    for rows in (g.n_bins, 97, 500):
+        out = np.zeros((5, rows), np.uint8)
+        got = []
+        for lo in range(0, g.n_bins, rows):
+            hi = min(g.n_bins, lo + rows)
+            fill_chunk_counts(s, g, lo, hi, out)
+            got.append(out[:, : hi - lo].copy())
+            out.fill(0)
+        np.testing.assert_array_equal(np.concatenate(got, axis=1), ref)

@@ -25,7 +25,7 @@ _API = {
     "make_grid": "rates.binning",
     "gaussian_kernel": "rates.binning",
     "firing_rates": "rates.store",
-    "write_counts": "rates.store",
+    "write_counts": "rates.writer",
     "ExportOptions": "core.options",
     "open_rates": "export.readers",
     "open_counts": "export.readers",

@@ -18,6 +18,7 @@ from .core.errors import SpikeprepError
 from .core.options import ExportOptions
 from .export.annotate import annotate
 from .export.layout import OutFolder, SessionFolder
+from .export.qc import IsiCounter
 from .export.write import write_outputs
 from .io.bucket import download_sessions, session_table
 from .io.nwb import peek_session_id, streamed_session
@@ -127,9 +128,10 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
                 return Result(path, sid, "skipped", "already exported", time.perf_counter() - t0)
             folder.remove_stale_temporaries()
             t_read = time.perf_counter()
-            with streamed_session(source) as session:  # spike times stay in the file, read block by block
+            isi = IsiCounter(threshold_ms=options.isi_threshold_ms)  # counted while the file is checked
+            with streamed_session(source, visit=isi.add) as session:  # spike times stay in the file
                 t_annotate = time.perf_counter()
-                session = annotate(session, options)
+                session = annotate(session, options, isi=isi.metrics(session.spikes.unit_ids))
                 timings = {"read": round(t_annotate - t_read, 3),
                            "annotate": round(time.perf_counter() - t_annotate, 3)}
                 record = write_outputs(session, out, options, source=source, timings=timings, progress=progress)
@@ -425,7 +427,8 @@ def export_then_qc(paths: Sequence[str | Path], out: str | Path, options: Export
 
 
 def run_then_qc(ids: Sequence[int], cache: str | Path, out: str | Path, options: ExportOptions = ExportOptions(), *,
-                verbose: bool = False, echo: Callable[[str], None] = print, **kwargs) -> Outcome:
-    """:func:`run_sessions` (``kwargs`` are its own), then the ISI QC of ``out`` (``spikeprep run``)."""
+                qc: bool = True, verbose: bool = False, echo: Callable[[str], None] = print, **kwargs) -> Outcome:
+    """:func:`run_sessions` (``kwargs`` are its own), then, with ``qc``, the ISI QC of
+    ``out`` (``spikeprep run``)."""
     results = run_sessions(ids, cache, out, options, verbose=verbose, **kwargs)
-    return _then_qc(results, out, options, True, verbose, echo, kwargs.get("progress", True))
+    return _then_qc(results, out, options, qc, verbose, echo, kwargs.get("progress", True))

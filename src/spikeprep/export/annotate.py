@@ -32,8 +32,11 @@ def with_isi(units: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return units.assign(**{c: metrics[c].to_numpy() for c in metrics.columns})
 
 
-def annotate(session: Session, options: ExportOptions) -> Session:
+def annotate(session: Session, options: ExportOptions, *, isi: pd.DataFrame | None = None) -> Session:
     """Add the derived unit columns; keep only the units matching ``options.units_query``.
+
+    ``isi``, the table of :func:`~spikeprep.export.qc.isi_metrics` already counted (by the
+    file scan, :class:`~spikeprep.export.qc.IsiCounter`), saves reading the spikes again.
 
     Returns a new :class:`~spikeprep.core.model.Session` whose units carry every column of
     :data:`DERIVED_COLUMNS`, ordered by :func:`order_unit_columns`.
@@ -43,7 +46,9 @@ def annotate(session: Session, options: ExportOptions) -> Session:
     SpikeprepError
         The units query is not a valid pandas query on the units table.
     """
-    units = with_isi(session.units, isi_metrics(session.spikes, threshold_ms=options.isi_threshold_ms))
+    if isi is None:
+        isi = isi_metrics(session.spikes, threshold_ms=options.isi_threshold_ms)
+    units = with_isi(session.units, isi)
     units["is_rs"] = is_rs(units["waveform_duration"]) if "waveform_duration" in units else False
     units = add_layers(units, session.channels)
     units["passes_allen_qc"] = passes_allen_qc(units)

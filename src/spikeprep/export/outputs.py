@@ -22,13 +22,14 @@ from ..rates.binning import Kernel, make_grid
 from .columns import (CHANNEL_COLUMNS, EYE_TRACKING_COLUMNS, INVALID_COLUMNS, OPTOTAGGING_COLUMNS, PROBE_COLUMNS,
                       RUNNING_COLUMNS, STIMULUS_COLUMNS, UNIT_COLUMNS)
 from .layout import SessionRecord
+from .spike_pass import SpikeSink, SpikeTimesWriter, spike_pass
 from .tables import Column, read_table, table_rows, write_table
 from .waveforms import AMPLITUDE_COLUMNS, check_waveforms, open_waveforms, write_amplitudes, write_waveforms
 
-__all__ = ["Output", "OUTPUTS", "wanted_outputs", "declare", "table_output", "write_spike_times", "write_binned", "check_output"]
+__all__ = ["Output", "OUTPUTS", "wanted_outputs", "declare", "table_output", "spike_output", "write_spike_times",
+           "counts_sink", "check_output"]
 
 Facts = dict[str, Any]
-_SPIKE_ROWS_PER_GROUP = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class Output:
     wanted : callable
         ``wanted(options)``: whether an export with these options writes it (the opt-in
         outputs); verify checks an output only where the record's options wanted it.
+    sink : callable, optional
+        For outputs made from the spike times: ``sink(session, path, options)`` opens a
+        :class:`~spikeprep.export.spike_pass.SpikeSink`, so that the export feeds all of
+        them from one read of the spikes (``write`` runs a pass of its own).
     """
 
     name: str
@@ -62,6 +67,7 @@ class Output:
     check: Callable[[Path, SessionRecord], list[str]]
     columns: tuple[Column, ...] = ()
     wanted: Callable[[ExportOptions], bool] = lambda options: True
+    sink: Callable[[Session, Path, ExportOptions], SpikeSink] | None = None
 
 
 OUTPUTS: dict[str, Output] = {}
@@ -112,20 +118,18 @@ def check_output(output: Output, folder: Path, record: SessionRecord) -> list[st
 
 
 # ----------------------------------------------------------------------------- spike times
-def write_spike_times(spikes: SpikeTrains, path: Path) -> int:
-    """Long table ``unit_id``, ``time``, grouped by unit, in row groups of ~8 M spikes."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def spike_output(name: str, file: str, sink: Callable[[Session, Path, ExportOptions], SpikeSink],
+                 read: Callable[[Path], Any], check: Callable[[Path, SessionRecord], list[str]]) -> Output:
+    """An output made from the spike times by a sink (see :mod:`spikeprep.export.spike_pass`)."""
+    def write(session: Session, path: Path, options: ExportOptions) -> Facts:
+        return spike_pass(session.spikes, [sink(session, path, options)])[0]
 
-    schema = pa.schema([pa.field("unit_id", pa.int64(), metadata={"unit": "", "description": "Allen unit id"}),
-                        pa.field("time", pa.float64(), metadata={"unit": "s", "description": "spike time, session clock"})])
-    with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=["unit_id"],
-                          column_encoding={"time": "BYTE_STREAM_SPLIT"}) as w:
-        for a, b in spikes.blocks(_SPIKE_ROWS_PER_GROUP):
-            block = spikes.block(a, b)
-            ids = np.repeat(block.unit_ids, block.n_spikes)
-            w.write_table(pa.table({"unit_id": ids, "time": block.times}, schema=schema))
-    return int(spikes.offsets[-1])
+    return Output(name, file, write, read, check, sink=sink)
+
+
+def write_spike_times(spikes: SpikeTrains, path: Path) -> int:
+    """Long table ``unit_id``, ``time``, grouped by unit (:class:`SpikeTimesWriter`)."""
+    return spike_pass(spikes, [SpikeTimesWriter(path)])[0]["rows"]
 
 
 def _check_spike_times(path: Path, record: SessionRecord) -> list[str]:
@@ -141,15 +145,13 @@ def _check_spike_times(path: Path, record: SessionRecord) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- counts store
-def write_binned(session: Session, path: Path, options: ExportOptions) -> Facts:
-    """The exact counts store (and, with ``store_rates``, float32 rates); see
-    :func:`spikeprep.rates.store.write_counts`."""
-    from ..rates.store import write_counts
+def counts_sink(session: Session, path: Path, options: ExportOptions) -> SpikeSink:
+    """The exact counts store (and, with ``store_rates``, float32 rates) on the export's
+    grid; see :class:`spikeprep.rates.writer.CountsWriter`."""
+    from ..rates.writer import CountsWriter
 
-    grid = make_grid(session.spikes, options.bin_size)
     kernel = Kernel(options.sigma_bins, options.taps) if options.store_rates else None
-    info = write_counts(session.spikes, path, grid, rates_kernel=kernel)
-    return {**info, "grid": {"bin_size_s": grid.bin_size, "t_start": grid.t_start, "t_stop": grid.t_stop}}
+    return CountsWriter(path, make_grid(session.spikes, options.bin_size), session.spikes, rates_kernel=kernel)
 
 
 def _open_binned(path: Path) -> Any:
@@ -196,9 +198,8 @@ def _optional(table: pd.DataFrame | None, columns: Sequence[Column]) -> pd.DataF
 
 
 declare(table_output("units", "units.parquet", lambda s: s.units.reset_index(), UNIT_COLUMNS))
-declare(Output("spike_times", "spike_times.parquet",
-               lambda s, path, options: {"rows": write_spike_times(s.spikes, path)},
-               read_table, _check_spike_times))
+declare(spike_output("spike_times", "spike_times.parquet", lambda s, path, options: SpikeTimesWriter(path),
+                     read_table, _check_spike_times))
 declare(table_output("stimulus", "stimulus.parquet", lambda s: _with_session(s.stimulus, s), STIMULUS_COLUMNS))
 declare(table_output("stimulus_conditions", "stimulus_conditions.parquet", lambda s: conditions_table(s.stimulus),
                      STIMULUS_COLUMNS))
@@ -213,7 +214,7 @@ declare(table_output("eye_tracking", "eye_tracking.parquet",
                      lambda s: _with_session(_optional(s.eye_tracking, EYE_TRACKING_COLUMNS).reset_index()
                                              .rename(columns={"Time (s)": "time"}), s),
                      EYE_TRACKING_COLUMNS))
-declare(Output("binned", "binned.zarr", write_binned, _open_binned, _check_binned))
+declare(spike_output("binned", "binned.zarr", counts_sink, _open_binned, _check_binned))
 declare(Output("spike_amplitudes", "spike_amplitudes.parquet", write_amplitudes, read_table,
                _check_rows("spike_amplitudes"), AMPLITUDE_COLUMNS, wanted=lambda options: options.amplitudes))
 declare(Output("mean_waveforms", "mean_waveforms.zarr", write_waveforms, open_waveforms, check_waveforms,

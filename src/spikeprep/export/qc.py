@@ -1,7 +1,7 @@
 """Spike-train and unit quality: ISI metrics, RS/FS class, Allen's default unit filter.
 
-Vectorised over the flat spike array, one block of units at a time (no Python loop
-over units, bounded temporaries).
+The ISI counts are one compiled pass over each block of units (:mod:`._isi_jit`); the
+rest is vectorised over units.
 """
 
 from __future__ import annotations
@@ -10,46 +10,68 @@ import numpy as np
 import pandas as pd
 
 from ..core.anatomy import VISUAL_AREAS
-from ..core.model import SpikeSource
+from ..core.model import SpikeSource, SpikeTrains
 from ..core.options import AMPLITUDE_CUTOFF_MAX, ISI_THRESHOLD_MS, ISI_VIOLATIONS_MAX, PRESENCE_RATIO_MIN
 
-__all__ = ["isi_metrics", "is_rs", "passes_allen_qc", "notebook_selection", "session_summary",
+__all__ = ["isi_metrics", "IsiCounter", "is_rs", "passes_allen_qc", "notebook_selection", "session_summary",
            "hill_isi_violations", "llobet_contamination", "RS_THRESHOLD_MS", "HILL_MIN_ISI_MS"]
 
 RS_THRESHOLD_MS = 0.4
 HILL_MIN_ISI_MS = 0.166  # ecephys_spike_sorting default (5 samples at 30 kHz)
 
 
-def _isi_counts(spikes: SpikeSource, threshold_s: float, hill_threshold_s: float,
-                min_isi_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Per unit: ISIs < threshold; and, after dropping duplicate spikes (ISI ≤ min_isi,
-    as ecephys_spike_sorting does), ISIs < the Hill threshold and the spikes kept. Also
-    the time from the first to the last spike of all units."""
-    n = spikes.n_units
-    short, hill, kept = np.zeros(n, np.int64), np.zeros(n, np.int64), spikes.n_spikes.copy()
-    t_min, t_max = np.inf, -np.inf
-    for a, b in spikes.blocks():
-        block = spikes.block(a, b)
-        t = block.times
-        nonempty = block.n_spikes > 0
-        if nonempty.any():
-            t_min = min(t_min, float(t[block.offsets[:-1][nonempty]].min()))
-            t_max = max(t_max, float(t[block.offsets[1:][nonempty] - 1].max()))
-        if len(t) < 2:
-            continue
-        owner = block.block_owner(0, b - a)
-        isi = np.diff(t)
-        same = owner[1:] == owner[:-1]
-        short[a:b] = np.bincount(owner[1:][same & (isi < threshold_s)], minlength=b - a)
-        if min_isi_s > 0:
-            keep = np.ones(len(t), dtype=bool)
-            keep[1:] = ~(same & (isi <= min_isi_s))
-            t, owner = t[keep], owner[keep]
-            kept[a:b] = np.bincount(owner, minlength=b - a)
-            isi = np.diff(t)
-            same = owner[1:] == owner[:-1]
-        hill[a:b] = np.bincount(owner[1:][same & (isi < hill_threshold_s)], minlength=b - a)
-    return short, hill, kept, (t_max - t_min if t_max >= t_min else 0.0)
+class IsiCounter:
+    """The interspike-interval counts behind :func:`isi_metrics`, added block of units by
+    block (any partition of the units, in any order), so that the pass that reads the
+    spike times anyway (the file scan of :class:`spikeprep.io.nwb.SpikeReader`) counts them.
+
+    Parameters
+    ----------
+    n_units : int
+        Units expected (the arrays grow if a block reaches further).
+    threshold_ms, hill_threshold_ms, min_isi_ms : float
+        As in :func:`isi_metrics`.
+    """
+
+    def __init__(self, n_units: int = 0, threshold_ms: float = ISI_THRESHOLD_MS, hill_threshold_ms: float = 1.5,
+                 min_isi_ms: float = HILL_MIN_ISI_MS) -> None:
+        self.thresholds_s = (threshold_ms / 1000.0, hill_threshold_ms / 1000.0, min_isi_ms / 1000.0)
+        self.short, self.hill, self.kept = (np.zeros(n_units, np.int64) for _ in range(3))
+        self.n_spikes = np.zeros(n_units, np.int64)
+        self.t_min, self.t_max = np.inf, -np.inf
+
+    def add(self, a: int, b: int, block: SpikeTrains) -> None:
+        """Count units ``a:b`` (``block`` holds exactly them)."""
+        from ._isi_jit import isi_counts
+
+        self._reach(b)
+        isi_counts(block.times, block.offsets, *self.thresholds_s, self.short[a:b], self.hill[a:b], self.kept[a:b])
+        n = block.n_spikes
+        self.n_spikes[a:b] = n
+        if (n > 0).any():
+            self.t_min = min(self.t_min, float(block.times[block.offsets[:-1][n > 0]].min()))
+            self.t_max = max(self.t_max, float(block.times[block.offsets[1:][n > 0] - 1].max()))
+
+    def _reach(self, n: int) -> None:
+        if n > len(self.n_spikes):
+            self.short, self.hill, self.kept, self.n_spikes = (
+                np.concatenate([x, np.zeros(n - len(x), np.int64)])
+                for x in (self.short, self.hill, self.kept, self.n_spikes))
+
+    def metrics(self, unit_ids: np.ndarray) -> pd.DataFrame:
+        """The table of :func:`isi_metrics` from the counts added, for ``unit_ids`` (the
+        units in the order they were added)."""
+        self._reach(len(unit_ids))
+        threshold, hill_threshold, min_isi = self.thresholds_s
+        n = self.n_spikes
+        duration = self.t_max - self.t_min if self.t_max >= self.t_min else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(n >= 2, 100.0 * self.short / (n - 1), np.nan)
+        recomputed = hill_isi_violations(self.hill, self.kept, duration, hill_threshold, min_isi)
+        return pd.DataFrame({"n_spikes": n.astype(np.int64), "isi_5ms_pct": pct,
+                             "isi_violations_recomputed": recomputed,
+                             "rp_contamination": llobet_contamination(recomputed)},
+                            index=pd.Index(unit_ids, name="unit_id"))
 
 
 def hill_isi_violations(n_violations: np.ndarray, n_spikes: np.ndarray, duration: float,
@@ -98,15 +120,10 @@ def isi_metrics(spikes: SpikeSource, *, threshold_ms: float = ISI_THRESHOLD_MS, 
         Indexed by ``unit_id``: ``n_spikes``, ``isi_5ms_pct``, ``isi_violations_recomputed``
         and ``rp_contamination`` (Llobet et al. 2022, from the same counts).
     """
-    n = spikes.n_spikes
-    short, hill, kept, duration = _isi_counts(spikes, threshold_ms / 1000.0, hill_threshold_ms / 1000.0,
-                                              min_isi_ms / 1000.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(n >= 2, 100.0 * short / (n - 1), np.nan)
-    recomputed = hill_isi_violations(hill, kept, duration, hill_threshold_ms / 1000.0, min_isi_ms / 1000.0)
-    return pd.DataFrame({"n_spikes": n.astype(np.int64), "isi_5ms_pct": pct, "isi_violations_recomputed": recomputed,
-                         "rp_contamination": llobet_contamination(recomputed)},
-                        index=pd.Index(spikes.unit_ids, name="unit_id"))
+    counter = IsiCounter(spikes.n_units, threshold_ms, hill_threshold_ms, min_isi_ms)
+    for a, b in spikes.blocks():
+        counter.add(a, b, spikes.block(a, b))
+    return counter.metrics(spikes.unit_ids)
 
 
 def is_rs(waveform_duration_ms: pd.Series, threshold_ms: float = RS_THRESHOLD_MS) -> pd.Series:

@@ -22,6 +22,7 @@ from ..io.source import Source, SourceInfo
 from . import outputs as registry
 from .layout import SessionFolder, SessionRecord
 from .legacy import write_legacy
+from .spike_pass import SpikeSink, spike_pass
 
 __all__ = ["write_outputs", "Timer"]
 
@@ -51,6 +52,20 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def _from_spikes(session: Session, folder: Path, options: ExportOptions,
+                 outputs: list[registry.Output]) -> dict[str, dict[str, Any]]:
+    """The outputs made from the spike times, all fed by one read of each block of units."""
+    sinks: list[SpikeSink] = []
+    try:
+        for o in outputs:
+            sinks.append(o.sink(session, folder / o.file, options))
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return dict(zip((o.name for o in outputs), spike_pass(session.spikes, sinks)))
 
 
 def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
@@ -89,11 +104,18 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
                                               desc=f"session {session.session_id}",
                                               disable=None if progress else True) as bar:
             facts = {}
+            from_spikes = [o for o in wanted if o.sink is not None]
             for o in wanted:
-                bar.set_postfix_str(o.file)
-                facts[o.name] = timer.step(o.name, lambda o=o: o.write(session, staged / o.file, options))
-                log.info("session %s: %s written in %.2f s", session.session_id, o.file, timer.seconds[o.name])
-                bar.update(1)
+                if o.sink is not None and o is not from_spikes[0]:
+                    continue  # written with the first, in one pass over the spikes
+                step = "spike_pass" if o.sink is not None else o.name
+                bar.set_postfix_str(" + ".join(x.file for x in from_spikes) if o.sink is not None else o.file)
+                if o.sink is not None:
+                    facts.update(timer.step(step, lambda: _from_spikes(session, staged, options, from_spikes)))
+                else:
+                    facts[o.name] = timer.step(step, lambda o=o: o.write(session, staged / o.file, options))
+                log.info("session %s: %s written in %.2f s", session.session_id, step, timer.seconds[step])
+                bar.update(len(from_spikes) if o.sink is not None else 1)
             legacy = timer.step("legacy", lambda: write_legacy(session, folder.out)) if options.legacy_pickle else []
             record = SessionRecord(
                 session_id=session.session_id,

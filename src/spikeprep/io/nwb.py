@@ -12,7 +12,7 @@ import logging
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -24,7 +24,9 @@ from .nwb_tables import (ELECTRODES, join_channels, problems, read_channels, rea
 from .nwb_optional import read_eye_tracking, read_optotagging, read_rig, read_subject
 from .source import Source, as_local_source
 
-__all__ = ["read_session", "streamed_session", "SpikeReader", "peek_session_id", "detect_layout"]
+__all__ = ["read_session", "streamed_session", "SpikeReader", "peek_session_id", "detect_layout", "Visitor"]
+
+Visitor = Callable[[int, int, SpikeTrains], None]  # visit(a, b, trains of units a:b)
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,13 @@ def read_session(path: str | Path | Source) -> Session:
 
 
 @contextmanager
-def streamed_session(path: str | Path | Source) -> Iterator[Session]:
+def streamed_session(path: str | Path | Source, *, visit: Visitor | None = None) -> Iterator[Session]:
     """The session of a file with its spike times left in the file: ``spikes`` is a
     :class:`SpikeReader` that reads one block of units at a time, valid inside the
     ``with`` block. Everything else is as :func:`read_session` reads it.
+
+    ``visit(a, b, trains)``, if given, sees every spike once while the file is checked
+    (:class:`SpikeReader`'s ``visit``).
 
     Examples
     --------
@@ -67,10 +72,10 @@ def streamed_session(path: str | Path | Source) -> Iterator[Session]:
     """
     source = as_local_source(path)
     with _open_h5(source) as f:
-        yield _read(f, source, streamed=True)
+        yield _read(f, source, streamed=True, visit=visit)
 
 
-def _read(f: h5py.File, source: Source, streamed: bool) -> Session:
+def _read(f: h5py.File, source: Source, streamed: bool, visit: Visitor | None = None) -> Session:
     path = source.location
     notes: list[str] = []
     with problems(path, "layout"):
@@ -81,7 +86,8 @@ def _read(f: h5py.File, source: Source, streamed: bool) -> Session:
     with problems(path, "units table"):
         units, index = read_units(f, path)
     if streamed:
-        spikes: SpikeTrains | SpikeReader = SpikeReader(source, _open=(f, units.index.to_numpy(), index))
+        spikes: SpikeTrains | SpikeReader = SpikeReader(source, visit=visit,
+                                                            _open=(f, units.index.to_numpy(), index))
         notes += spikes.notes
     else:
         with problems(path, "units/spike_times"):
@@ -237,6 +243,10 @@ class SpikeReader(RaggedIndex):
     ----------
     path : str, Path or Source
         A session NWB file.
+    visit : callable, optional
+        ``visit(a, b, trains)`` is called with each block of units ``a:b`` as the check
+        reads it (repaired): work that needs every spike once, such as the ISI counts
+        of :class:`spikeprep.export.qc.IsiCounter`, then costs no second read.
 
     Examples
     --------
@@ -244,7 +254,8 @@ class SpikeReader(RaggedIndex):
     ...     write_counts(spikes, "binned.zarr", make_grid(spikes))
     """
 
-    def __init__(self, path: str | Path | Source, *, _open: tuple[h5py.File, np.ndarray, np.ndarray] | None = None) -> None:
+    def __init__(self, path: str | Path | Source, *, visit: Visitor | None = None,
+                 _open: tuple[h5py.File, np.ndarray, np.ndarray] | None = None) -> None:
         source = as_local_source(path)
         self.path = source.location
         self._owns_file = _open is None
@@ -261,12 +272,12 @@ class SpikeReader(RaggedIndex):
                 self.notes: list[str] = []
                 self._repair = np.zeros(len(self.unit_ids), dtype=bool)
                 self.offsets = self._raw_offsets
-                self.t_max, self.offsets = self._scan()
+                self.t_max, self.offsets = self._scan(visit)
         except BaseException:
             self.close()
             raise
 
-    def _scan(self) -> tuple[float, np.ndarray]:
+    def _scan(self, visit: Visitor | None) -> tuple[float, np.ndarray]:
         """Check every spike once; mark the blocks that need repair. Returns the latest
         time and the offsets after repair (negative times dropped)."""
         t_max, n_unsorted, n_dropped = float("nan"), 0, 0
@@ -284,6 +295,8 @@ class SpikeReader(RaggedIndex):
                 n_unsorted, n_dropped = n_unsorted + unsorted, n_dropped + dropped
                 counts[a:b] = trains.n_spikes
             t_max = float(np.fmax(t_max, trains.t_max))
+            if visit is not None:
+                visit(a, b, trains)
         _note_repairs(self.path, n_unsorted, n_dropped, self.notes)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])

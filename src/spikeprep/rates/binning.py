@@ -23,7 +23,7 @@ from ..core.model import SpikeSource, SpikeTrains
 from ..core.options import BIN_SIZE_S, SIGMA_BINS, TAPS
 
 __all__ = ["Grid", "Kernel", "gaussian_kernel", "make_grid", "bin_counts", "count_dtype", "max_bin_count",
-           "fill_counts", "smooth_counts", "correct_edges", "scaled_weights", "grid_attrs"]
+           "fill_counts", "fill_block_counts", "fill_chunk_counts", "smooth_counts", "correct_edges", "scaled_weights", "grid_attrs"]
 
 
 
@@ -207,14 +207,23 @@ def max_bin_count(spikes: SpikeSource, grid: Grid) -> int:
 
 
 def fill_counts(spikes: SpikeSource, grid: Grid, a: int, b: int, out: np.ndarray) -> tuple[int, int]:
-    """Exact counts of units ``a:b`` into ``out``.
+    """Exact counts of units ``a:b`` into ``out`` (see :func:`fill_block_counts`)."""
+    return fill_block_counts(spikes.block(a, b), grid, out)
+
+
+def fill_block_counts(block: SpikeTrains, grid: Grid, out: np.ndarray) -> tuple[int, int]:
+    """Add the exact counts of a block of units to ``out``.
+
+    One compiled pass over the spike times (:mod:`spikeprep.rates._counts_jit`), with
+    the bins of :meth:`Grid.bins`; it releases the GIL.
 
     Parameters
     ----------
+    block : SpikeTrains
+        The units, in the order of ``out``'s columns.
     out : numpy.ndarray
-        Zeroed, shape ``(n_bins, b - a)``, the transposed view of a C-ordered unit-major
-        buffer (``buf[: b - a].T``): each unit's bins are contiguous, so counting is one
-        pass of flat indices.
+        Zeroed, shape ``(n_bins, block.n_units)``, the transposed view of a C-ordered
+        unit-major buffer (``buf[:n].T``): each unit's bins are contiguous.
 
     Returns
     -------
@@ -226,18 +235,28 @@ def fill_counts(spikes: SpikeSource, grid: Grid, a: int, b: int, out: np.ndarray
     OverflowError
         A bin holds more spikes than ``out.dtype`` can; ``out`` is then partly filled.
     """
-    if out.shape != (grid.n_bins, b - a) or not out.T.flags.c_contiguous:
+    if out.shape != (grid.n_bins, block.n_units) or not out.T.flags.c_contiguous:
         raise ValueError("out must be the (n_bins, units) transposed view of a unit-major C-ordered buffer")
-    flat = _flat_bins(spikes.block(a, b), grid)
-    repeats = _repeats(flat)
-    largest = _largest_count(flat, repeats)
-    if largest > np.iinfo(out.dtype).max:
-        raise OverflowError(f"a bin holds {largest} spikes, more than {out.dtype} holds")
-    cells = out.T.reshape(-1)  # a view
-    cells[flat] = 1
-    if len(repeats):
-        np.add.at(cells, flat[repeats], 1)
-    return largest, len(flat)
+    return fill_chunk_counts(block, grid, 0, grid.n_bins, out.T)
+
+
+def fill_chunk_counts(block: SpikeTrains, grid: Grid, lo: int, hi: int, out: np.ndarray) -> tuple[int, int]:
+    """Add the exact counts of a block of units in bins ``lo:hi`` to ``out`` (zeroed,
+    ``(units, ≥ hi − lo)``, each row contiguous): one chunk of a store, unit-major.
+
+    Returns and raises as :func:`fill_block_counts`.
+    """
+    from ._counts_jit import count_bins
+
+    if out.ndim != 2 or out.shape[0] != block.n_units or not 0 <= lo <= hi <= grid.n_bins \
+            or out.shape[1] < hi - lo:
+        raise ValueError(f"out of shape {out.shape} cannot hold bins {lo}:{hi} of {block.n_units} units")
+    limit = min(int(np.iinfo(out.dtype).max), int(np.iinfo(np.int64).max))
+    largest, total = count_bins(block.times, block.offsets, float(grid.t_start), float(grid.bin_size),
+                                float(grid.fs), lo, hi, out, limit)
+    if largest < 0:
+        raise OverflowError(f"a bin holds more spikes than {out.dtype} holds")
+    return int(largest), int(total)
 
 
 def bin_counts(spikes: SpikeSource, grid: Grid, dtype: np.dtype | None = None) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Zarr and xarray around the kernels of :mod:`spikeprep.rates.binning`: :func:`write_counts`
-streams exact counts into a Zarr store, :func:`lazy_rates` computes firing rates from
-it on indexing, :func:`firing_rates` gives them in memory as a DataArray.
+"""Zarr and xarray around the kernels of :mod:`spikeprep.rates.binning`: :func:`lazy_rates`
+computes firing rates from a counts store (written by :mod:`spikeprep.rates.writer`) on
+indexing, :func:`firing_rates` gives them in memory as a DataArray.
 
 Imported lazily (it pulls in Zarr and xarray).
 """
@@ -8,7 +8,7 @@ Imported lazily (it pulls in Zarr and xarray).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -17,145 +17,12 @@ from xarray.core import indexing
 
 from ..core.model import SpikeSource
 from ..core.options import BIN_SIZE_S
-from .binning import (Grid, Kernel, bin_counts, correct_edges, count_dtype, fill_counts, grid_attrs, grid_stop,
-                      make_grid, max_bin_count, scaled_weights, smooth_counts)
+from .binning import (Grid, Kernel, bin_counts, correct_edges, grid_attrs, grid_stop,
+                      make_grid, scaled_weights, smooth_counts)
 from .chunks import ChunkCache, CountsReader
 from .smoothing import smooth_into
 
-__all__ = ["write_counts", "lazy_rates", "open_store_grid", "firing_rates", "store_bin_size", "COUNTS_CHUNKS"]
-
-COUNTS_CHUNKS = (24_000, 64)  # 120 s × 64 units: ≈1.5 MB raw uint8; chosen in benchmarks/rates.py
-
-
-def _codecs() -> dict[str, Any]:
-    """Zarr format 2 (zarr-python 2 and 3 both read it), chunks in Fortran order, that is
-    unit-major (long zero runs of one unit), bitshuffled, zstd level 1, 256 KiB blocks.
-
-    Chosen by measurement on full-scale counts (one core): 2.0 GB/s to encode, 1.4 GB/s
-    to decode, 1/39 of the raw size. Blosc's default block size is 1.6x slower both
-    ways; lz4 is 1.6x faster to encode but the store is 2x larger; no shuffle is 1.5x
-    larger and slower. Format 2's ``order: "F"`` gives the same chunk bytes as format
-    3's transpose codec, 10 % smaller and as fast (measured), without needing zarr 3.
-    ``fill_value`` None: with 0, xarray would read every zero count as missing.
-    """
-    import numcodecs
-
-    return {"compressors": numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.BITSHUFFLE,
-                                           blocksize=1 << 18),
-            "order": "F", "fill_value": None}
-
-
-# Writers hand Zarr Fortran-ordered (time, unit) views of unit-major buffers, so the
-# F-ordered chunks need no copy; and they skip Zarr's scan of every chunk for "all fill
-# value" (a full compare per chunk, measured 60 % of the write time).
-_WRITE_CONFIG = {"write_empty_chunks": True}
-
-
-def write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, *, chunks: tuple[int, int] = COUNTS_CHUNKS,
-                 rates_kernel: Kernel | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Stream exact counts (and optionally float32 rates) into a Zarr store, unit block by block.
-
-    Counts are stored as uint8 unless a bin holds more than 255 spikes; then the store
-    is rewritten with the narrowest type that holds the largest count.
-
-    Parameters
-    ----------
-    spikes : SpikeTrains or spikeprep.io.nwb.SpikeReader
-        With a reader, only one block of units' spike times is in memory at a time.
-    store : path
-        Folder of the new Zarr (v3) group; must not exist. Removed again if writing
-        fails (e.g. a corrupt block of the file), so no half-written store is left.
-    grid : Grid
-    chunks : (time, unit)
-        Chunk shape; two blocks of ``chunks[1]`` units are held in memory.
-    rates_kernel : Kernel, optional
-        Also store materialised float32 ``rates`` smoothed with this kernel.
-    progress : callable, optional
-        Called with the number of units done after each block.
-
-    Returns
-    -------
-    dict
-        ``dtype``, ``shape``, ``max_count``, ``total`` (sum of counts), ``chunks``.
-    """
-    import shutil
-
-    if Path(store).exists():
-        raise FileExistsError(f"{store} already exists")
-    try:
-        try:
-            return _write_counts(spikes, store, grid, np.dtype(np.uint8), chunks, rates_kernel, progress)
-        except OverflowError:
-            shutil.rmtree(store)
-            dtype = count_dtype(max_bin_count(spikes, grid))
-            return _write_counts(spikes, store, grid, dtype, chunks, rates_kernel, progress)
-    except BaseException:
-        shutil.rmtree(store, ignore_errors=True)  # ours (it did not exist): no half-written store is left
-        raise
-
-
-def _write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, dtype: np.dtype, chunks: tuple[int, int],
-                  rates_kernel: Kernel | None, progress: Callable[[int], None] | None) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import zarr
-
-    n_bins, n_units = grid.n_bins, spikes.n_units
-    tc, uc = min(chunks[0], max(n_bins, 1)), min(chunks[1], max(n_units, 1))
-    root = zarr.open_group(str(store), mode="w-", zarr_format=2, attributes=grid_attrs(grid))
-    dims = {"_ARRAY_DIMENSIONS": ["time", "unit_id"]}  # xarray's names for format 2
-    counts = root.create_array("counts", shape=(n_bins, n_units), dtype=dtype, chunks=(tc, uc), **_codecs(),
-                               config=_WRITE_CONFIG, attributes={"long_name": "exact spike counts per bin", **dims})
-    rates = None
-    if rates_kernel is not None:
-        rates = root.create_array("rates", shape=(n_bins, n_units), dtype="float32", chunks=(tc, uc), **_codecs(),
-                                  config=_WRITE_CONFIG,
-                                  attributes={"units": "Hz", **grid_attrs(grid, rates_kernel), **dims})
-    root.create_array("time", data=grid.edges(), chunks=(max(n_bins, 1),), fill_value=None,
-                      attributes={"units": "s", "long_name": "bin left edge", "_ARRAY_DIMENSIONS": ["time"]})
-    root.create_array("unit_id", data=np.asarray(spikes.unit_ids, dtype=np.int64), fill_value=None,
-                      attributes={"_ARRAY_DIMENSIONS": ["unit_id"]})
-    total = max_count = 0
-    buffers = [np.zeros((uc, n_bins), dtype=dtype) for _ in range(2)]  # unit-major
-
-    def store_block(view: np.ndarray, a: int, b: int) -> None:
-        counts[:, a:b] = view
-        if rates is not None:
-            rates[:, a:b] = smooth_counts(view, rates_kernel, grid.bin_size)
-        if progress:
-            progress(b - a)
-
-    # Double buffering: a thread stores block k while this one fills block k + 1
-    # (blosc and numpy release the GIL).
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        pending = None
-        for k, a in enumerate(range(0, n_units, uc)):
-            b = min(n_units, a + uc)
-            view = buffers[k % 2][: b - a].T
-            view.fill(0)
-            try:
-                block_max, block_total = fill_counts(spikes, grid, a, b, view)
-            finally:
-                if pending is not None:
-                    pending.result()
-            max_count, total = max(max_count, block_max), total + block_total
-            pending = writer.submit(store_block, view, a, b)
-        if pending is not None:
-            pending.result()
-    _consolidate(store)
-    return {"dtype": str(dtype), "shape": [n_bins, n_units], "max_count": max_count, "total": total,
-            "chunks": [tc, uc]}
-
-
-def _consolidate(store: str | Path) -> None:
-    """Consolidated metadata, so xarray opens the store with one read."""
-    import warnings
-
-    import zarr
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # (format 3 stores of earlier versions warned here)
-        zarr.consolidate_metadata(str(store))
+__all__ = ["lazy_rates", "open_store_grid", "firing_rates", "store_bin_size"]
 
 
 def _as_dataarray(values: Any, grid: Grid, unit_ids: np.ndarray, name: str, attrs: dict) -> xr.DataArray:
