@@ -288,9 +288,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     ids = _selected_ids(a)
     from .pipeline import run_then_qc
 
-    return _outcome(run_then_qc(ids, a.cache, a.out, options, base_url=a.base_url, workers=a.workers,
-                                scheduler=a.scheduler, force=a.force, progress=not a.quiet, verbose=a.verbose,
-                                stream=a.stream, keep_cache=a.keep_cache), a.out)
+    return _outcome(run_then_qc(ids, a.cache, a.out, options, qc=not a.no_qc, base_url=a.base_url,
+                                workers=a.workers, scheduler=a.scheduler, force=a.force, progress=not a.quiet,
+                                verbose=a.verbose, stream=a.stream, keep_cache=a.keep_cache), a.out)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -381,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "bucket instead of downloading whole files (a file "
                                                          "already in --cache is used first)")
     _keep_cache_flag(p)
+    p.add_argument("--no-qc", action="store_true", help="skip the QC at the end")
 
     p = add("qc", cmd_qc, "ISI-violation QC of the exported sessions in OUT")
     p.add_argument("out", metavar="OUT", help="output folder of spikeprep export")
