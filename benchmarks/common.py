@@ -54,6 +54,15 @@ def full_scale_session(waveforms: bool = False, tuned: bool = False) -> Path:
     return path
 
 
+def settle(seconds: float = 2.0) -> None:
+    """Flush dirty pages (and let the disk settle) before a measured step, so that the
+    writeback of an earlier step's output is not charged to it."""
+    import time
+
+    os.sync()
+    time.sleep(seconds)
+
+
 def dir_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size

@@ -268,10 +268,11 @@ def main() -> None:
               f"{r.identical}  exit {r.returncode}\n{'':20}peak GiB: {peaks}")
         if r.returncode:
             print(r.stderr[-2000:])
-    per_session = min(r.seconds for r in reports[1:]) * a.workers / a.sessions if len(reports) > 1 else serial
-    print(f"\nprojection: 58 sessions of this size on N workers ~ 58 x {per_session:.1f} s / N "
-          f"(N = 8: {58 * per_session / 8 / 60:.1f} min), while the bucket's bandwidth keeps up")
-
+    each = serial / a.sessions
+    rate = reports[0].bytes_fetched / serial
+    print(f"\nprojection for 58 sessions of this size: {58 * each / 60:.1f} min on one machine like this one "
+          f"({each:.1f} s each; an export already keeps both cores busy, so {a.workers} workers on it gain nothing), "
+          f"{58 * each / 60 / 8:.1f} min on 8 such workers, if the bucket serves 8 x {rate / 1e6:.0f} MB/s")
 
 if __name__ == "__main__":
     main()

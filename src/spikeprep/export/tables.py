@@ -56,7 +56,10 @@ def write_table(df: pd.DataFrame, path: Path, columns: Sequence[Column] = (),
             for f in table.schema
         ], metadata={**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}})
         table = table.cast(schema)
-    pq.write_table(table, path, compression="zstd")
+    # Floats (times, positions, metrics) are nearly all distinct: a dictionary of them
+    # only costs a hash per value before Arrow falls back to plain pages.
+    keyed = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+    pq.write_table(table, path, compression="zstd", use_dictionary=keyed)
     return table.num_rows
 
 

@@ -68,6 +68,33 @@ def _from_spikes(session: Session, folder: Path, options: ExportOptions,
     return dict(zip((o.name for o in outputs), spike_pass(session.spikes, sinks)))
 
 
+def _write_all(session: Session, folder: Path, options: ExportOptions, wanted: list[registry.Output],
+               timer: Timer, bar: Any) -> dict[str, dict[str, Any]]:
+    """Every wanted output into ``folder``: the tables on a thread of their own while
+    this one runs the pass over the spikes (both mostly in code that releases the GIL);
+    their facts in ``wanted``'s order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from_spikes = [o for o in wanted if o.sink is not None]
+    facts: dict[str, dict[str, Any]] = {}
+
+    def table(o: registry.Output) -> None:
+        facts[o.name] = timer.step(o.name, lambda: o.write(session, folder / o.file, options))
+        log.info("session %s: %s written in %.2f s", session.session_id, o.file, timer.seconds[o.name])
+
+    with ThreadPoolExecutor(max_workers=1) as tables:
+        pending = [tables.submit(table, o) for o in wanted if o.sink is None]
+        if from_spikes:
+            bar.set_postfix_str(" + ".join(o.file for o in from_spikes))
+            facts.update(timer.step("spike_pass", lambda: _from_spikes(session, folder, options, from_spikes)))
+            log.info("session %s: spike pass in %.2f s", session.session_id, timer.seconds["spike_pass"])
+            bar.update(len(from_spikes))
+        for f in pending:
+            f.result()
+            bar.update(1)
+    return {o.name: facts[o.name] for o in wanted}
+
+
 def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
                   source: Source | None = None, timings: dict[str, float] | None = None,
                   progress: bool = False) -> SessionRecord:
@@ -103,19 +130,7 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
         with folder.staging() as staged, tqdm(total=len(wanted), unit="file", leave=False,
                                               desc=f"session {session.session_id}",
                                               disable=None if progress else True) as bar:
-            facts = {}
-            from_spikes = [o for o in wanted if o.sink is not None]
-            for o in wanted:
-                if o.sink is not None and o is not from_spikes[0]:
-                    continue  # written with the first, in one pass over the spikes
-                step = "spike_pass" if o.sink is not None else o.name
-                bar.set_postfix_str(" + ".join(x.file for x in from_spikes) if o.sink is not None else o.file)
-                if o.sink is not None:
-                    facts.update(timer.step(step, lambda: _from_spikes(session, staged, options, from_spikes)))
-                else:
-                    facts[o.name] = timer.step(step, lambda o=o: o.write(session, staged / o.file, options))
-                log.info("session %s: %s written in %.2f s", session.session_id, step, timer.seconds[step])
-                bar.update(len(from_spikes) if o.sink is not None else 1)
+            facts = _write_all(session, staged, options, wanted, timer, bar)
             legacy = timer.step("legacy", lambda: write_legacy(session, folder.out)) if options.legacy_pickle else []
             record = SessionRecord(
                 session_id=session.session_id,
