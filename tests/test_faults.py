@@ -48,7 +48,7 @@ def session_dir(out: Path, sid: int) -> Path:
     return SessionFolder(out, sid).path
 
 
-@pytest.mark.parametrize("module, target", [(SpikeTimesWriter, "close"), (SpikeTimesWriter, "add"), (CountsWriter, "close"),
+@pytest.mark.parametrize("module, target", [(SpikeTimesWriter, "close"), (CountsWriter, "close"),
                                             (CountsWriter, "_chunk"), (export_mod, "write_table")])
 def test_full_disk_during_export(module, target: str, tiny: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:

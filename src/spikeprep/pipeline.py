@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .core.errors import ExportError, SpikeprepError
+from .core.errors import SpikeprepError
 from .core.options import ExportOptions
 from .export.annotate import annotate
 from .export.layout import OutFolder, SessionFolder
-from .export.outputs import OUTPUTS
-from .export.spike_pass import FirstRead
+from .export.qc import IsiCounter
 from .export.write import write_outputs
 from .io.bucket import download_sessions, session_table
 from .io.nwb import peek_session_id, streamed_session
@@ -129,23 +128,13 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
                 return Result(path, sid, "skipped", "already exported", time.perf_counter() - t0)
             folder.remove_stale_temporaries()
             t_read = time.perf_counter()
-            with folder.staging() as staged:
-                first = FirstRead(options, staged / OUTPUTS["spike_times"].file)
-                try:
-                    with streamed_session(source, visit=first.visit) as session:  # spike times stay in the file
-                        try:
-                            isi, done = first.finish(session.spikes.unit_ids)
-                        except OSError as exc:
-                            raise ExportError(f"{out}: cannot write session {sid}: {exc.strerror or exc}") from exc
-                        t_annotate = time.perf_counter()
-                        session = annotate(session, options, isi=isi)
-                        timings = {"read": round(t_annotate - t_read, 3),
-                                   "annotate": round(time.perf_counter() - t_annotate, 3)}
-                        record = write_outputs(session, out, options, source=source, timings=timings,
-                                               progress=progress, staged=staged, done=done)
-                except BaseException:
-                    first.abort()
-                    raise
+            isi = IsiCounter(threshold_ms=options.isi_threshold_ms)  # counted while the file is checked
+            with streamed_session(source, visit=isi.add) as session:  # spike times stay in the file
+                t_annotate = time.perf_counter()
+                session = annotate(session, options, isi=isi.metrics(session.spikes.unit_ids))
+                timings = {"read": round(t_annotate - t_read, 3),
+                           "annotate": round(time.perf_counter() - t_annotate, 3)}
+                record = write_outputs(session, out, options, source=source, timings=timings, progress=progress)
         finished = True
         return Result(path, sid, "exported", "", time.perf_counter() - t0, record.counts["units"],
                       record.counts["spikes"])

@@ -16,10 +16,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from ..core.model import SpikeSource, SpikeTrains
-from ..core.options import ExportOptions
-from .qc import IsiCounter
 
-__all__ = ["SpikeSink", "SpikeTimesWriter", "spike_pass", "FirstRead", "SPIKE_TIMES_SCHEMA", "ROW_GROUP_ROWS"]
+__all__ = ["SpikeSink", "SpikeTimesWriter", "spike_pass", "SPIKE_TIMES_SCHEMA", "ROW_GROUP_ROWS"]
 
 ROW_GROUP_ROWS = 1 << 20  # 16 MB of (unit_id, time) per row group
 
@@ -87,18 +85,15 @@ class SpikeTimesWriter:
         The file to create.
     batch_groups : int
         Row groups handed to the writing thread at once.
-    copy : bool
-        Copy each block's times (for blocks whose buffer is reused once :meth:`add`
-        returns, such as those :class:`~spikeprep.io.nwb.SpikeReader` checks).
     """
 
     width = None
 
-    def __init__(self, path: str | Path, *, batch_groups: int = 4, copy: bool = False) -> None:
+    def __init__(self, path: str | Path, *, batch_groups: int = 4) -> None:
         import pyarrow.parquet as pq
 
         self.path = Path(path)
-        self.batch, self.copy = batch_groups * ROW_GROUP_ROWS, copy
+        self.batch = batch_groups * ROW_GROUP_ROWS
         self._writer = pq.ParquetWriter(self.path, SPIKE_TIMES_SCHEMA, compression="zstd", use_dictionary=["unit_id"],
                                         column_encoding={"time": "BYTE_STREAM_SPLIT"})
         self._thread = ThreadPoolExecutor(max_workers=1)
@@ -106,14 +101,13 @@ class SpikeTimesWriter:
         self._ids: list[Any] = []  # pyarrow arrays
         self._times: list[Any] = []
         self._held = self.rows = 0
-        self._closed = False
 
     def add(self, a: int, b: int, block: SpikeTrains) -> None:
         """Append units ``a:b``; hand full batches of row groups to the writing thread."""
         import pyarrow as pa
 
         self._ids.append(pa.array(np.repeat(block.unit_ids, block.n_spikes)))
-        self._times.append(pa.array(block.times.copy() if self.copy else block.times))
+        self._times.append(pa.array(block.times))
         self._held += len(block.times)
         if self._held >= self.batch:
             self._flush(self._held - self._held % ROW_GROUP_ROWS)
@@ -140,14 +134,10 @@ class SpikeTimesWriter:
             self._pending.result()
         self._thread.shutdown()
         self._writer.close()
-        self._closed = True
         return {"rows": self.rows}
 
     def abort(self) -> None:
         """Stop and remove the file."""
-        if self._closed:
-            self.path.unlink(missing_ok=True)
-            return
         if self._pending is not None:
             self._pending.exception()
         self._thread.shutdown()
@@ -155,52 +145,3 @@ class SpikeTimesWriter:
             self._writer.close()
         finally:
             self.path.unlink(missing_ok=True)
-
-
-class FirstRead:
-    """What the export makes from the spikes while the reader checks the file (the first
-    read of every spike, :class:`~spikeprep.io.nwb.SpikeReader`'s ``visit``): the ISI
-    counts, and ``spike_times.parquet`` when every unit is kept. Its Parquet encoding
-    then runs on a thread beside the reading, on the core the check leaves idle,
-    instead of in the pass that writes the counts; with a units query the units kept
-    are known only after the ISIs, so the pass writes it.
-
-    Parameters
-    ----------
-    options : ExportOptions
-    spike_times : path
-        Where ``spike_times.parquet`` goes (in the staging folder).
-    """
-
-    def __init__(self, options: ExportOptions, spike_times: Path) -> None:
-        self.isi = IsiCounter(threshold_ms=options.isi_threshold_ms)
-        self.writer = None if options.units_query else SpikeTimesWriter(spike_times, copy=True)
-        self.error: OSError | None = None
-
-    def visit(self, a: int, b: int, trains: SpikeTrains) -> None:
-        self.isi.add(a, b, trains)
-        if self.writer is not None:
-            try:
-                self.writer.add(a, b, trains)
-            except OSError as exc:  # the output's fault, not the file's: raised by finish
-                self.error = exc
-                self.abort()
-                self.writer = None
-
-    def finish(self, unit_ids: np.ndarray) -> tuple[Any, dict[str, dict[str, Any]]]:
-        """The ISI table (:func:`~spikeprep.export.qc.isi_metrics`'s) and ``{output: facts}``
-        of the outputs written, once every block was visited.
-
-        Raises
-        ------
-        OSError
-            Writing an output failed (disk full, …).
-        """
-        if self.error is not None:
-            raise self.error
-        done = {"spike_times": self.writer.close()} if self.writer is not None else {}
-        return self.isi.metrics(unit_ids), done
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -98,8 +97,7 @@ def _write_all(session: Session, folder: Path, options: ExportOptions, wanted: l
 
 def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
                   source: Source | None = None, timings: dict[str, float] | None = None,
-                  progress: bool = False, staged: Path | None = None,
-                  done: dict[str, dict[str, Any]] | None = None) -> SessionRecord:
+                  progress: bool = False) -> SessionRecord:
     """Write one session's folder under ``out`` atomically and return its record.
 
     Parameters
@@ -117,12 +115,6 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
     progress : bool
         A bar over the outputs, named as each is written (shown on a terminal only);
         each output is also logged at INFO with its time.
-    staged : path, optional
-        A staging folder of :meth:`SessionFolder.staging` already open (the caller's
-        context removes it on failure); default: one of its own.
-    done : dict, optional
-        ``{output name: facts}`` of outputs already written into ``staged`` (the spike
-        times, written while the file was checked).
 
     Raises
     ------
@@ -135,13 +127,10 @@ def write_outputs(session: Session, out: str | Path, options: ExportOptions, *,
     timer = Timer(timings)
     try:
         wanted = registry.wanted_outputs(options)
-        done = done or {}
-        with (nullcontext(staged) if staged is not None else folder.staging()) as staged, \
-                tqdm(total=len(wanted), unit="file", leave=False, desc=f"session {session.session_id}",
-                     disable=None if progress else True) as bar:
-            bar.update(len(done))
-            facts = _write_all(session, staged, options, [o for o in wanted if o.name not in done], timer, bar)
-            facts = {o.name: done[o.name] if o.name in done else facts[o.name] for o in wanted}
+        with folder.staging() as staged, tqdm(total=len(wanted), unit="file", leave=False,
+                                              desc=f"session {session.session_id}",
+                                              disable=None if progress else True) as bar:
+            facts = _write_all(session, staged, options, wanted, timer, bar)
             legacy = timer.step("legacy", lambda: write_legacy(session, folder.out)) if options.legacy_pickle else []
             record = SessionRecord(
                 session_id=session.session_id,

@@ -246,8 +246,7 @@ class SpikeReader(RaggedIndex):
     visit : callable, optional
         ``visit(a, b, trains)`` is called with each block of units ``a:b`` as the check
         reads it (repaired): work that needs every spike once, such as the ISI counts
-        of :class:`spikeprep.export.qc.IsiCounter`, then costs no second read. The
-        trains' buffer is reused for the next block: copy what must outlive the call.
+        of :class:`spikeprep.export.qc.IsiCounter`, then costs no second read.
 
     Examples
     --------
