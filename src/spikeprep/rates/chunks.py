@@ -22,9 +22,14 @@ import numpy as np
 
 from .smoothing import Pieces, as_piece
 
-__all__ = ["ChunkCache", "CountsReader"]
+__all__ = ["ChunkCache", "CountsReader", "usable_cores"]
 
 _BLOCK_ROWS = 24_000  # time block of the Zarr path (the stored chunk length by default)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class ChunkCache:
@@ -121,7 +126,7 @@ class CountsReader:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = usable_cores()
         columns = self.columns(u0, u1) if u1 > u0 and t1 > t0 else []
         spans = [(t0, t1)]
         edges = [b for _, b in self.blocks(t0, t1)][:-1]  # inner block edges

@@ -13,7 +13,6 @@ writes (tested).
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..core.model import SpikeSource, SpikeTrains
 from .binning import Grid, Kernel, count_dtype, fill_chunk_counts, grid_attrs, max_bin_count, smooth_counts
+from .chunks import usable_cores
 
 __all__ = ["CountsWriter", "write_counts", "COUNTS_CHUNKS"]
 
@@ -46,10 +46,6 @@ def _codecs() -> dict[str, Any]:
     return {"compressors": numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.BITSHUFFLE,
                                            blocksize=1 << 18),
             "order": "F", "fill_value": None}
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class CountsWriter:
@@ -101,7 +97,7 @@ class CountsWriter:
         self.total = self.max_count = 0
         self._next = 0
         self._local, self._io = threading.local(), threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=threads or _cores())
+        self._pool = ThreadPoolExecutor(max_workers=threads or usable_cores())
         self._pending: list[list[Future]] = []
         try:
             self._start(np.dtype(np.uint8))
