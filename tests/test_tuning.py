@@ -17,7 +17,9 @@ CLASSES = {"receptive_field_mapping": tuning.ReceptiveFieldMapping, "drifting_gr
            "static_gratings": tuning.StaticGratings, "natural_scenes": tuning.NaturalScenes,
            "flashes": tuning.Flashes, "natural_movies": tuning.NaturalMovies}
 # nonlinear least-squares fits (MINPACK): where a fit is ill-conditioned or stops at its
-# evaluation limit, AllenSDK's own value moves with the scipy version and the machine
+# evaluation limit, AllenSDK's own value moves with the scipy version and the machine, and
+# the dumps were made on another machine (tests/test_minpack.py checks them bit for bit
+# against AllenSDK's fits made on this kind of machine)
 FITTED = {"c50_dg", "width_rf", "height_rf"}
 
 

@@ -3,11 +3,15 @@ of the least-squares fits and the receptive-field bootstrap.
 
 MINPACK calls a fit's residual up to 1,200 (RF) or 100,000 (C50) times per unit; as numpy
 expressions on 9–81 values each call costs ~10–20 µs of interpreter overhead, compiled
-well under 1 µs. The arithmetic is AllenSDK's, term for term. Imported only when an
+well under 1 µs. Each residual exists twice over one arithmetic: for scipy's ``leastsq``
+(numpy in, numpy out) and as a C callback for MINPACK's Fortran (:mod:`.minpack_residuals`). The
+arithmetic is AllenSDK's, term for term. Imported only when an
 analysis needs it (numba takes ≈0.3 s to import).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numba
 import numpy as np
@@ -17,16 +21,28 @@ from ...rates.jit import CAN_CACHE
 __all__ = ["gaussian_2d_residual", "contrast_residual", "inverse_cdf", "bootstrap_p"]
 
 
+@numba.njit(cache=CAN_CACHE, inline="always")
+def gaussian_2d_into(p: Any, data: np.ndarray, nx: int, out: Any) -> None:
+    height, cy, cx, wy, wx = p[0], p[1], p[2], p[3], p[4]
+    for i in range(data.size):
+        y, x = i // nx, i % nx
+        out[i] = height * np.exp(-(((cy - y) / wy) ** 2 + ((cx - x) / wx) ** 2) / 2) - data[i]
+
+
+@numba.njit(cache=CAN_CACHE, inline="always")
+def contrast_into(p: Any, log_x: np.ndarray, responses: np.ndarray, out: Any) -> None:
+    b, c, d, e = p[0], p[1], p[2], p[3]
+    log_e = np.log(e)
+    for i in range(len(log_x)):
+        out[i] = c + (d - c) / (1 + np.exp(b * (log_x[i] - log_e))) - responses[i]
+
+
 @numba.njit(cache=CAN_CACHE)
 def gaussian_2d_residual(p: np.ndarray, data: np.ndarray) -> np.ndarray:
     """``height·exp(−(((cy − y)/wy)² + ((cx − x)/wx)²)/2) − data``, raveled (AllenSDK's
     ``_gaussian_function_2d`` minus the map); ``p`` = (height, cy, cx, wy, wx)."""
-    height, cy, cx, wy, wx = p[0], p[1], p[2], p[3], p[4]
-    ny, nx = data.shape
-    out = np.empty(ny * nx)
-    for y in range(ny):
-        for x in range(nx):
-            out[y * nx + x] = height * np.exp(-(((cy - y) / wy) ** 2 + ((cx - x) / wx) ** 2) / 2) - data[y, x]
+    out = np.empty(data.size)
+    gaussian_2d_into(p, data.ravel(), data.shape[1], out)
     return out
 
 
@@ -34,11 +50,8 @@ def gaussian_2d_residual(p: np.ndarray, data: np.ndarray) -> np.ndarray:
 def contrast_residual(p: np.ndarray, log_x: np.ndarray, responses: np.ndarray) -> np.ndarray:
     """``c + (d − c)/(1 + exp(b·(log x − log e))) − responses`` (AllenSDK's
     ``_contrast_curve`` minus the responses); ``p`` = (b, c, d, e)."""
-    b, c, d, e = p[0], p[1], p[2], p[3]
-    log_e = np.log(e)
     out = np.empty(len(log_x))
-    for i in range(len(log_x)):
-        out[i] = c + (d - c) / (1 + np.exp(b * (log_x[i] - log_e))) - responses[i]
+    contrast_into(p, log_x, responses, out)
     return out
 
 

@@ -149,20 +149,18 @@ def _contrast_curve(x: np.ndarray, b: float, c: float, d: float, e: float) -> np
 
 
 def c50(contrasts: np.ndarray, responses: np.ndarray) -> float:
-    """Contrast at half the fitted sigmoid's range (AllenSDK's ``c50``: its
-    ``curve_fit`` from ones with ``maxfev=100000``, called here as the same ``leastsq``
-    on a compiled residual)."""
-    from scipy.optimize import leastsq
+    """Contrast at half the fitted sigmoid's range (AllenSDK's ``c50``: its ``curve_fit``
+    from ones with ``maxfev=100000``, run here as the same MINPACK fit on a compiled
+    residual, :func:`.minpack.leastsq`). NaN where the fit does not converge, and where
+    AllenSDK raises (fewer contrasts than the sigmoid's 4 parameters, responses not finite)."""
+    from .minpack import leastsq
 
     contrasts, responses = np.asarray(contrasts, np.float64), np.asarray(responses, np.float64)
-    if contrasts.size == 0 or contrasts.size != responses.size or not np.isfinite(responses).all():
+    if contrasts.size < 4 or contrasts.size != responses.size or not np.isfinite(responses).all():
         return np.nan
-    from .compiled import contrast_residual
-
     with np.errstate(all="ignore"):
-        coefs, _, _, _, ier = leastsq(contrast_residual, np.ones(4), args=(np.log(contrasts), responses),
-                                      full_output=True, maxfev=100000)
-    if ier not in (1, 2, 3, 4):
+        coefs, info = leastsq("contrast", np.ones(4), np.concatenate([np.log(contrasts), responses]), maxfev=100000)
+    if info not in (1, 2, 3, 4):
         return np.nan
     x = np.linspace(min(contrasts) * 0.9, max(contrasts) * 1.1, 256)
     with np.errstate(all="ignore"):

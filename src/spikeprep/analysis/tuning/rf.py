@@ -9,7 +9,6 @@ a later call sees another table).
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 from typing import Any
 
@@ -187,20 +186,18 @@ def threshold_rf(rf: np.ndarray, threshold: float) -> tuple[np.ndarray, float, f
 
 
 def fit_2d_gaussian(rf: np.ndarray) -> tuple[np.ndarray, bool]:
-    """AllenSDK's 2-D Gaussian fit (``leastsq`` from the moments): (height, centre y,
-    centre x, width y, width x) in bins, and whether it converged."""
-    from scipy.optimize import leastsq
+    """AllenSDK's 2-D Gaussian fit (``leastsq`` from the moments, :func:`.minpack.leastsq`):
+    (height, centre y, centre x, width y, width x) in bins, and whether it converged.
+    Where MINPACK stops at ``maxfev``, the last iterate, as AllenSDK keeps it."""
+    from .minpack import leastsq
 
     params = _moments(rf)
     if params is None:
         return np.full(5, np.nan), False
-    from .compiled import gaussian_2d_residual as residual
-
     data = np.ascontiguousarray(rf, dtype=np.float64)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # maxfev reached: AllenSDK keeps the last iterate too
-        fit, ier = leastsq(residual, np.asarray(params, dtype=np.float64), args=(data,))
-    return fit, ier < 5
+    with np.errstate(all="ignore"):
+        fit, info = leastsq("gaussian_2d", np.asarray(params, dtype=np.float64), data.ravel(), width=data.shape[1])
+    return fit, 1 <= info <= 4
 
 
 def _moments(data: np.ndarray) -> tuple[float, ...] | None:
