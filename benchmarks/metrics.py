@@ -120,6 +120,9 @@ def full_scale() -> None:
 
 
 if __name__ == "__main__":
+    from spikeprep.analysis.tuning.minpack import fortran_minpack
+
+    print("fits on", "Fortran MINPACK (libminpack)" if fortran_minpack() else "scipy's leastsq (no libminpack here)")
     for name in NAMES:
         reference_file(name)
     if "--small" not in sys.argv:
