@@ -86,13 +86,43 @@ def _read(f: h5py.File, source: Source, streamed: bool, visit: Visitor | None = 
     with problems(path, "units table"):
         units, index = read_units(f, path)
     if streamed:
-        spikes: SpikeTrains | SpikeReader = SpikeReader(source, visit=visit,
-                                                            _open=(f, units.index.to_numpy(), index))
+        spikes, tables = _scan_beside_tables(f, source, units.index.to_numpy(), index, visit)
         notes += spikes.notes
     else:
         with problems(path, "units/spike_times"):
             spikes = _read_spikes(f, path, units.index.to_numpy(), index, notes)
+        tables = _read_tables(f, source)
     units = join_channels(units, channels, path)
+    meta = tables.pop("meta")
+    meta.update(layout=layout, n_units=len(units), n_spikes=int(spikes.offsets[-1]), read_warnings=notes)
+    return Session(
+        session_id=meta["session_id"], units=units, spikes=spikes, channels=channels, probes=probes,
+        metadata=meta, unit_columns=NwbUnitColumns(source, units.index.to_numpy(), f if streamed else None), **tables,
+    )
+
+
+def _scan_beside_tables(f: h5py.File, source: Source, ids: np.ndarray, index: np.ndarray,
+                        visit: Visitor | None) -> tuple[SpikeReader, dict]:
+    """The spike times' check (:class:`SpikeReader`) on a thread while this one reads the
+    other tables: the check is mostly numpy and compiled loops that release the GIL, the
+    tables mostly pandas, so the two share the cores (h5py serialises the file reads).
+    Errors come in the file's order: the spike times' first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scan = pool.submit(SpikeReader, source, visit=visit, _open=(f, ids, index))
+        try:
+            tables = _read_tables(f, source)
+        except BaseException:
+            if scan.exception() is not None:
+                scan.result()
+            raise
+        return scan.result(), tables
+
+
+def _read_tables(f: h5py.File, source: Source) -> dict:
+    """The session's tables other than units and channels, and its metadata (``meta``)."""
+    path = source.location
     with problems(path, "invalid_times"):
         invalid = read_invalid_times(f)
     with problems(path, "stimulus tables"):
@@ -106,12 +136,8 @@ def _read(f: h5py.File, source: Source, streamed: bool, visit: Visitor | None = 
     with problems(path, "session metadata"):
         meta = read_metadata(f, source)
         meta.update(allensdk=read_subject(f), rig=read_rig(f))
-    meta.update(layout=layout, n_units=len(units), n_spikes=int(spikes.offsets[-1]), read_warnings=notes)
-    return Session(
-        session_id=meta["session_id"], units=units, spikes=spikes, channels=channels, probes=probes,
-        stimulus=stimulus, running=running, invalid_times=invalid, metadata=meta, optotagging=optotagging,
-        eye_tracking=eye_tracking, unit_columns=NwbUnitColumns(source, units.index.to_numpy(), f if streamed else None),
-    )
+    return {"invalid_times": invalid, "stimulus": stimulus, "running": running, "optotagging": optotagging,
+            "eye_tracking": eye_tracking, "meta": meta}
 
 
 def peek_session_id(path: str | Path | Source) -> int:
