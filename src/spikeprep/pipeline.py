@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .core.errors import SpikeprepError
 from .core.options import ExportOptions
+from .core.runtime import paused_gc
 from .export.annotate import annotate
 from .export.layout import OutFolder, SessionFolder
 from .export.qc import IsiCounter
@@ -129,7 +130,7 @@ def export_file(path: str | Path | Source, out: str | Path, options: ExportOptio
             folder.remove_stale_temporaries()
             t_read = time.perf_counter()
             isi = IsiCounter(threshold_ms=options.isi_threshold_ms)  # counted while the file is checked
-            with streamed_session(source, visit=isi.add) as session:  # spike times stay in the file
+            with paused_gc(), streamed_session(source, visit=isi.add) as session:  # spike times stay in the file
                 t_annotate = time.perf_counter()
                 session = annotate(session, options, isi=isi.metrics(session.spikes.unit_ids))
                 timings = {"read": round(t_annotate - t_read, 3),

@@ -9,7 +9,6 @@ Zarr chunks and the Parquet row groups keep both cores busy.
 
 from __future__ import annotations
 
-import gc
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -50,8 +49,6 @@ def spike_pass(spikes: SpikeSource, sinks: Sequence[SpikeSink]) -> list[dict[str
         raise ValueError(f"sinks need different blocks: {sorted(widths)}")
     n = spikes.n_units
     blocks = [(a, min(n, a + w)) for w in widths for a in range(0, n, w)] if widths else spikes.blocks()
-    collecting = gc.isenabled()
-    gc.disable()  # the pass makes no reference cycles, but many objects: collections only cost
     try:
         for a, b in blocks:
             block = spikes.block(a, b)
@@ -62,9 +59,6 @@ def spike_pass(spikes: SpikeSource, sinks: Sequence[SpikeSink]) -> list[dict[str
         for sink in sinks:
             sink.abort()
         raise
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _schema() -> Any:
