@@ -22,19 +22,24 @@ t = time.perf_counter()
 ns = {}
 exec(code, ns)
 wall = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print("@@RESULT@@" + json.dumps({"seconds": wall, "peak_bytes": rss, "value": ns.get("RESULT")}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("@@RESULT@@" + json.dumps({"seconds": wall, "peak_bytes": usage.ru_maxrss * 1024, "user": usage.ru_utime,
+                                 "system": usage.ru_stime, "value": ns.get("RESULT")}))
 """
 
 
 def measure(code: str, label: str) -> dict:
     """Run ``code`` in a new interpreter; return wall seconds, peak RSS and ``RESULT``."""
-    p = subprocess.run([sys.executable, "-c", _RUNNER, code], capture_output=True, text=True, cwd=ROOT)
+    # as an installed package runs: with its modules' bytecode cached (some machines set
+    # PYTHONDONTWRITEBYTECODE, which would compile spikeprep's modules in every process)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    p = subprocess.run([sys.executable, "-c", _RUNNER, code], capture_output=True, text=True, cwd=ROOT, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{p.stderr[-3000:]}")
     line = [l for l in p.stdout.splitlines() if l.startswith("@@RESULT@@")][-1]
     out = json.loads(line[len("@@RESULT@@"):])
-    print(f"  {label:<52} {out['seconds']:8.2f} s   peak {out['peak_bytes'] / 2**30:6.2f} GiB", flush=True)
+    print(f"  {label:<52} {out['seconds']:8.2f} s   peak {out['peak_bytes'] / 2**30:6.2f} GiB   "
+          f"cpu {out['user']:.1f} s user + {out['system']:.1f} s system", flush=True)
     return out
 
 
@@ -54,12 +59,19 @@ def full_scale_session(waveforms: bool = False, tuned: bool = False) -> Path:
     return path
 
 
-def settle(seconds: float = 2.0) -> None:
+def settle(seconds: float = 2.0, warm: Path | None = None) -> None:
     """Flush dirty pages (and let the disk settle) before a measured step, so that the
-    writeback of an earlier step's output is not charged to it."""
+    writeback of an earlier step's output is not charged to it; with ``warm``, read that
+    input file through first, so that each step starts with it in the page cache (this
+    VM's proactive reclaim evicts a file's pages within minutes: a step that ran after
+    a two-minute one would otherwise read from disk what the first found cached)."""
     import time
 
     os.sync()
+    if warm is not None:
+        with open(warm, "rb", buffering=0) as f:
+            while f.read(1 << 24):
+                pass
     time.sleep(seconds)
 
 
