@@ -7,15 +7,15 @@ except the error types.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import NWBFormatError, SpikeprepError
 
-__all__ = ["SpikeTrains", "SpikeSource", "SelectedSpikes", "RaggedIndex", "Session", "unit_blocks", "NWBFormatError",
-           "SpikeprepError"]
+__all__ = ["SpikeTrains", "SpikeSource", "SpikeSink", "spike_pass", "SelectedSpikes", "RaggedIndex", "Session",
+           "unit_blocks", "NWBFormatError", "SpikeprepError"]
 
 DEFAULT_BLOCK_SPIKES = 1 << 23  # 64 MB of float64 times: bounds the temporaries of vectorised work
 
@@ -154,6 +154,46 @@ class SpikeSource(Protocol):
     def block(self, a: int, b: int) -> SpikeTrains: ...
 
     def select(self, positions: np.ndarray) -> "SpikeSource": ...
+
+
+class SpikeSink(Protocol):
+    """An output made from the spike times, fed block of units by block, in order.
+
+    ``width``: the block size (units) the sink needs, or None for any.
+    """
+
+    width: int | None
+
+    def add(self, a: int, b: int, block: SpikeTrains) -> None: ...
+
+    def close(self) -> dict[str, Any]: ...
+
+    def abort(self) -> None: ...
+
+
+def spike_pass(spikes: SpikeSource, sinks: Sequence[SpikeSink]) -> list[dict[str, Any]]:
+    """Read every block of units once and give it to each sink (the export's one pass
+    over the spike times); return each sink's facts.
+
+    The blocks are the sinks' ``width`` (they must agree), or bounded-memory blocks of
+    :meth:`~spikeprep.core.model.RaggedIndex.blocks`. On any error every sink is aborted
+    (each removes what it wrote) and the error is raised.
+    """
+    widths = {s.width for s in sinks if s.width}
+    if len(widths) > 1:
+        raise ValueError(f"sinks need different blocks: {sorted(widths)}")
+    n = spikes.n_units
+    blocks = [(a, min(n, a + w)) for w in widths for a in range(0, n, w)] if widths else spikes.blocks()
+    try:
+        for a, b in blocks:
+            block = spikes.block(a, b)
+            for sink in sinks:
+                sink.add(a, b, block)
+        return [sink.close() for sink in sinks]
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
 
 
 class UnitColumns(Protocol):

@@ -15,14 +15,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.model import Session, SpikeTrains
+from ..core.model import Session, SpikeSink, SpikeTrains, spike_pass
 from ..core.options import ExportOptions
 from ..core.stimulus import conditions_table
 from ..rates.binning import Kernel, make_grid
 from .columns import (CHANNEL_COLUMNS, EYE_TRACKING_COLUMNS, INVALID_COLUMNS, OPTOTAGGING_COLUMNS, PROBE_COLUMNS,
                       RUNNING_COLUMNS, STIMULUS_COLUMNS, UNIT_COLUMNS)
 from .layout import SessionRecord
-from .spike_pass import SpikeSink, SpikeTimesWriter, spike_pass
+from .spike_pass import SpikeTimesWriter
 from .tables import Column, read_table, table_rows, write_table
 from .waveforms import AMPLITUDE_COLUMNS, check_waveforms, open_waveforms, write_amplitudes, write_waveforms
 
@@ -56,7 +56,7 @@ class Output:
         outputs); verify checks an output only where the record's options wanted it.
     sink : callable, optional
         For outputs made from the spike times: ``sink(session, path, options)`` opens a
-        :class:`~spikeprep.export.spike_pass.SpikeSink`, so that the export feeds all of
+        :class:`~spikeprep.core.model.SpikeSink`, so that the export feeds all of
         them from one read of the spikes (``write`` runs a pass of its own).
     """
 
@@ -120,7 +120,7 @@ def check_output(output: Output, folder: Path, record: SessionRecord) -> list[st
 # ----------------------------------------------------------------------------- spike times
 def spike_output(name: str, file: str, sink: Callable[[Session, Path, ExportOptions], SpikeSink],
                  read: Callable[[Path], Any], check: Callable[[Path, SessionRecord], list[str]]) -> Output:
-    """An output made from the spike times by a sink (see :mod:`spikeprep.export.spike_pass`)."""
+    """An output made from the spike times by a sink (see :func:`spikeprep.core.model.spike_pass`)."""
     def write(session: Session, path: Path, options: ExportOptions) -> Facts:
         return spike_pass(session.spikes, [sink(session, path, options)])[0]
 

@@ -1,64 +1,23 @@
-"""One pass over a session's spike times that feeds every output made from them.
-
-Each block of units is read once (from the file, for a streamed session) and handed to
-every :class:`SpikeSink`: the counts store (:class:`spikeprep.rates.writer.CountsWriter`)
-and ``spike_times.parquet`` (:class:`SpikeTimesWriter`). Each sink encodes on threads of
-its own (Blosc and Arrow release the GIL), so reading and counting the next block, the
-Zarr chunks and the Parquet row groups keep both cores busy.
+"""``spike_times.parquet``'s writer, a :class:`~spikeprep.core.model.SpikeSink` of the
+export's one pass over the spike times (:func:`~spikeprep.core.model.spike_pass`), beside
+the counts store (:class:`spikeprep.rates.writer.CountsWriter`). Each sink encodes on
+threads of its own (Blosc and Arrow release the GIL), so reading and counting the next
+block, the Zarr chunks and the Parquet row groups keep both cores busy.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..core.model import SpikeSource, SpikeTrains
+from ..core.model import SpikeTrains
 
-__all__ = ["SpikeSink", "SpikeTimesWriter", "spike_pass", "SPIKE_TIMES_SCHEMA", "ROW_GROUP_ROWS"]
+__all__ = ["SpikeTimesWriter", "SPIKE_TIMES_SCHEMA", "ROW_GROUP_ROWS"]
 
 ROW_GROUP_ROWS = 1 << 20  # 16 MB of (unit_id, time) per row group
-
-
-class SpikeSink(Protocol):
-    """An output made from the spike times, fed block of units by block, in order.
-
-    ``width``: the block size (units) the sink needs, or None for any.
-    """
-
-    width: int | None
-
-    def add(self, a: int, b: int, block: SpikeTrains) -> None: ...
-
-    def close(self) -> dict[str, Any]: ...
-
-    def abort(self) -> None: ...
-
-
-def spike_pass(spikes: SpikeSource, sinks: Sequence[SpikeSink]) -> list[dict[str, Any]]:
-    """Read every block of units once and give it to each sink; return each sink's facts.
-
-    The blocks are the sinks' ``width`` (they must agree), or bounded-memory blocks of
-    :meth:`~spikeprep.core.model.RaggedIndex.blocks`. On any error every sink is aborted
-    (each removes what it wrote) and the error is raised.
-    """
-    widths = {s.width for s in sinks if s.width}
-    if len(widths) > 1:
-        raise ValueError(f"sinks need different blocks: {sorted(widths)}")
-    n = spikes.n_units
-    blocks = [(a, min(n, a + w)) for w in widths for a in range(0, n, w)] if widths else spikes.blocks()
-    try:
-        for a, b in blocks:
-            block = spikes.block(a, b)
-            for sink in sinks:
-                sink.add(a, b, block)
-        return [sink.close() for sink in sinks]
-    except BaseException:
-        for sink in sinks:
-            sink.abort()
-        raise
 
 
 def _schema() -> Any:

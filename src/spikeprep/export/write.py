@@ -16,13 +16,12 @@ from typing import Any, Callable
 from tqdm.auto import tqdm
 
 from ..core.errors import ExportError
-from ..core.model import Session
+from ..core.model import Session, SpikeSink, spike_pass
 from ..core.options import ExportOptions
 from ..io.source import Source, SourceInfo
 from . import outputs as registry
 from .layout import SessionFolder, SessionRecord
 from .legacy import write_legacy
-from .spike_pass import SpikeSink, spike_pass
 
 __all__ = ["write_outputs", "Timer"]
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..core.model import SpikeSource, SpikeTrains
+from ..core.model import SpikeSource, SpikeTrains, spike_pass
 from .binning import Grid, Kernel, count_dtype, fill_chunk_counts, grid_attrs, max_bin_count, smooth_counts
 from .chunks import usable_cores
 
@@ -261,11 +261,4 @@ def write_counts(spikes: SpikeSource, store: str | Path, grid: Grid, *, chunks: 
         As :meth:`CountsWriter.close`.
     """
     writer = CountsWriter(store, grid, spikes, chunks=chunks, rates_kernel=rates_kernel, progress=progress)
-    try:
-        for a in range(0, spikes.n_units, writer.width):
-            b = min(spikes.n_units, a + writer.width)
-            writer.add(a, b, spikes.block(a, b))
-        return writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+    return spike_pass(spikes, [writer])[0]

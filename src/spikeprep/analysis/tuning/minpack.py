@@ -3,7 +3,7 @@
 AllenSDK fits with ``scipy.optimize.leastsq`` (its ``curve_fit``), which runs MINPACK's
 Fortran ``lmdif`` and calls a Python residual for every evaluation: up to 100,000 per
 unit for ``c50``. Where the machine has the Fortran MINPACK library (Debian and Ubuntu:
-``apt install libminpack1``; conda-forge: ``minpack``), :func:`leastsq` calls its
+``apt install libminpack1``), :func:`leastsq` calls its
 ``lmdif_`` directly with a numba ``cfunc`` residual, so a fit runs with no interpreter in
 the loop. That is the same Fortran scipy 1.10 built for AllenSDK 2.16's environment;
 scipy ≥ 1.15 runs a C translation whose rounding differs, so on ill-conditioned fits
