@@ -311,3 +311,4 @@ def test_spike_times_in_whole_row_groups(small_nwb: Path, tmp_path: Path, monkey
     table = pq.read_table(tmp_path / "s.parquet")
     np.testing.assert_array_equal(table["time"].to_numpy(), spikes.times)
     np.testing.assert_array_equal(table["unit_id"].to_numpy(), np.repeat(spikes.unit_ids, spikes.n_spikes))
+    assert not any(f.nullable for f in table.schema)  # no spike lacks a unit or a time: no definition levels

@@ -187,3 +187,20 @@ def _nothing():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_paused_gc_holds_the_collector_and_restores_it(enabled: bool) -> None:
+    import gc
+
+    from spikeprep.core.runtime import paused_gc
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        with pytest.raises(RuntimeError), paused_gc():
+            assert not gc.isenabled()
+            raise RuntimeError  # restored on the way out of an error too
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable() if was else gc.disable()

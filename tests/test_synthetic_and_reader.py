@@ -12,7 +12,7 @@ import pytest
 
 from spikeprep.core.errors import NWBFormatError
 from spikeprep.core.model import SpikeTrains
-from spikeprep.io.nwb import SpikeReader, read_session
+from spikeprep.io.nwb import SpikeReader, read_session, streamed_session
 from spikeprep.synthetic import VISUAL_AREAS, write_session
 
 
@@ -247,3 +247,24 @@ def test_negative_times_with_an_empty_last_unit(small_nwb: Path, tmp_path: Path)
         r = export_file(p, tmp_path / "out")
     assert r.ok, r.message
     _assert_same_trains(open_spike_trains(tmp_path / "out", r.session_id), s.spikes)
+
+
+@pytest.mark.parametrize("nan_spikes", [True, False])
+def test_streamed_read_reports_the_files_first_error(small_nwb: Path, tmp_path: Path, nan_spikes: bool) -> None:
+    """The spike check runs on a thread beside the other tables' reading: with both
+    broken, the spike times' error comes first, as in the file's order; with only a
+    table broken, its error; either way the file is closed."""
+    p = _copy(small_nwb, tmp_path / "broken.nwb")
+    with h5py.File(p, "a") as f:
+        table = next(k for k in f["intervals"] if k.endswith("_presentations"))
+        del f[f"intervals/{table}/start_time"]
+    if nan_spikes:
+        _edit(p, "units/spike_times", lambda x: np.r_[x[:10], np.nan, x[11:]])
+    with pytest.raises(NWBFormatError) as info:
+        with streamed_session(p):
+            pass
+    msg = str(info.value)
+    assert str(p) in msg and "\n" not in msg
+    assert ("NaN" in msg) if nan_spikes else ("stimulus tables" in msg), msg
+    with h5py.File(p, "a"):  # no handle left open
+        pass
