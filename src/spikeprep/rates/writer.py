@@ -24,6 +24,7 @@ import numpy as np
 from ..core.model import SpikeSource, SpikeTrains, spike_pass
 from .binning import Grid, Kernel, count_dtype, fill_chunk_counts, grid_attrs, max_bin_count, smooth_counts
 from .chunks import usable_cores
+from .planes import block_size, counts_of_planes, encode_planes, fill_chunk_planes, plane_codec
 
 __all__ = ["CountsWriter", "write_counts", "COUNTS_CHUNKS"]
 
@@ -57,7 +58,9 @@ class CountsWriter:
 
     :meth:`add` hands each chunk of a block of units to the encoding threads as a task
     that counts its bins (compiled, releasing the GIL) into a buffer of its thread,
-    encodes it while it is still in cache, writes it and zeros the buffer. Counting is
+    encodes it while it is still in cache, writes it and zeros the buffer. uint8 counts
+    are counted straight into the bit planes Blosc would shuffle them into
+    (:mod:`spikeprep.rates.planes`: the same bytes, made at twice the speed). Counting is
     thus spread over the threads with the encoding, and no dense column of counts is ever
     held (at full scale, 5.4 GB of counts would otherwise cross memory three times). At
     most two columns are in flight, so reading the next block overlaps encoding.
@@ -117,6 +120,9 @@ class CountsWriter:
         dims = {"_ARRAY_DIMENSIONS": ["time", "unit_id"]}  # xarray's names for format 2
         codecs = _codecs()
         self.codec = codecs["compressors"]
+        # uint8 counts go straight into Blosc's bit planes (rates/planes.py: same bytes, 2x faster)
+        self._planes = plane_codec(self.codec) if dtype == np.uint8 else None
+        self._block_size = block_size(self.codec, self.width * self.tc)
         root.create_array("counts", shape=(n_bins, self.n_units), dtype=dtype, chunks=(self.tc, self.width),
                           **codecs, attributes={"long_name": "exact spike counts per bin", **dims})
         self.rates = None
@@ -156,15 +162,26 @@ class CountsWriter:
             buf = self._local.buf = np.zeros((self.width, self.tc), dtype=self.dtype)  # unit-major: order "F"
         try:
             try:
-                result = fill_chunk_counts(block, self.grid, lo, hi, buf[: block.n_units])
+                if self._planes is not None:
+                    result, data = self._planes_frame(block, lo, hi, buf.reshape(-1))
+                else:
+                    result = fill_chunk_counts(block, self.grid, lo, hi, buf[: block.n_units])
+                    data = self.codec.encode(buf)
             except OverflowError:
                 return -1, 0
-            data = self.codec.encode(buf)
             with self._io:  # file systems slow to create files get slower still when two threads do
                 (self.store / "counts" / f"{i}.{j}").write_bytes(data)
             return result
         finally:
             buf.fill(0)
+
+    def _planes_frame(self, block: SpikeTrains, lo: int, hi: int, flat: np.ndarray) -> tuple[tuple[int, int], bytes]:
+        """Count a uint8 chunk into its bit planes and make its Blosc frame from them."""
+        result = fill_chunk_planes(block, self.grid, lo, hi, self.tc, flat, self._block_size)
+        data = encode_planes(self._planes, flat, self._block_size)
+        if data is None:  # not a frame Blosc would make from the counts: let Blosc make it
+            data = self.codec.encode(counts_of_planes(flat, self._block_size))
+        return result, data
 
     def _store_rates(self, block: SpikeTrains, a: int, b: int) -> tuple[int, int]:
         counts = np.zeros((b - a, self.grid.n_bins), dtype=np.uint32)
