@@ -24,7 +24,8 @@ exec(code, ns)
 wall = time.perf_counter() - t
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print("@@RESULT@@" + json.dumps({"seconds": wall, "peak_bytes": usage.ru_maxrss * 1024, "user": usage.ru_utime,
-                                 "system": usage.ru_stime, "value": ns.get("RESULT")}))
+                                 "system": usage.ru_stime, "read_mb": usage.ru_inblock * 512 / 1e6,
+                                 "waits": usage.ru_nvcsw, "value": ns.get("RESULT")}))
 """
 
 
@@ -39,7 +40,8 @@ def measure(code: str, label: str) -> dict:
     line = [l for l in p.stdout.splitlines() if l.startswith("@@RESULT@@")][-1]
     out = json.loads(line[len("@@RESULT@@"):])
     print(f"  {label:<52} {out['seconds']:8.2f} s   peak {out['peak_bytes'] / 2**30:6.2f} GiB   "
-          f"cpu {out['user']:.1f} s user + {out['system']:.1f} s system", flush=True)
+          f"cpu {out['user']:.1f} s user + {out['system']:.1f} s system, {out['read_mb']:.0f} MB read from disk",
+          flush=True)
     return out
 
 

@@ -323,3 +323,36 @@ def test_readme_allensdk_snippet_runs(small) -> None:
     exec(compile(code, "README snippet", "exec"), ns)
     assert ns["counts"].dims == ("stimulus_presentation_id", "time_relative_to_stimulus_onset", "unit_id")
     assert len(ns["stats"]) > 0 and "velocity" in ns["running"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_condition_ids_number_distinct_rows_by_first_appearance(seed: int) -> None:
+    """Against a dictionary of row tuples numbered as they first appear."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    table = pd.DataFrame({"stimulus_name": rng.choice(["g", "s", "n"], n),
+                          "orientation": rng.choice([0.0, 45.0, 90.0, np.nan], n),
+                          "phase": rng.choice([None, "0.25", "0.5"], n),
+                          "size": [None if k == 0 else [float(k), float(k)] for k in rng.integers(0, 3, n)],
+                          "frame": rng.integers(0, 1200, n).astype(float)})
+    seen: dict[tuple, int] = {}
+    expected = []
+    for row in table.itertuples(index=False):
+        key = tuple("nan" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                    tuple(v) if isinstance(v, list) else v for v in row)
+        expected.append(seen.setdefault(key, len(seen)))
+    assert condition_ids(table).tolist() == expected
+
+
+def test_unify_parameter_decides_on_the_values_and_converts_each_row() -> None:
+    from spikeprep.core.stimulus import unify_parameter
+
+    idx = pd.Index([5, 3, 9, 1, 7, 2])
+    numbers = unify_parameter(pd.Series(["0.08", 0.04, None, "N/A", " 0.08", np.nan], index=idx, dtype=object))
+    assert numbers.dtype == float and numbers.index.equals(idx)
+    np.testing.assert_array_equal(numbers.to_numpy(), [0.08, 0.04, np.nan, np.nan, 0.08, np.nan])
+    vectors = unify_parameter(pd.Series(["[250.0, 250.0]", 30.0, "None", "(1, 2, 3)", "[250.0, 250.0]"], dtype=object))
+    assert vectors.tolist() == [[250.0, 250.0], [30.0], None, [1.0, 2.0, 3.0], [250.0, 250.0]]
+    text = unify_parameter(pd.Series(["a", "b", "", "a", None], dtype=object))
+    assert text.tolist() == ["a", "b", None, "a", None]
+    assert unify_parameter(pd.Series([None, np.nan], dtype=object)).isna().all()

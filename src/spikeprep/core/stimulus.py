@@ -49,11 +49,26 @@ def _vector(text: str) -> list[float] | None:
 
 
 def unify_parameter(values: pd.Series) -> pd.Series:
-    """One type for a parameter column (see the module docstring); the index is kept."""
+    """One type for a parameter column (see the module docstring); the index is kept.
+
+    Decided and converted on the column's distinct values (a few dozen among tens of
+    thousands of presentations), then spread to the rows: equal values share one list.
+    """
     if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
         return values.astype(float) if values.dtype.kind in "iub" else values
-    text = values.astype(object)
-    missing = text.isna() | text.map(lambda v: isinstance(v, str) and v.strip() in MISSING_STRINGS)
+    codes, distinct = pd.factorize(values.astype(object).to_numpy(), use_na_sentinel=True)  # NaN, None: -1
+    unified = _unify_distinct(pd.Series(distinct, dtype=object))
+    if unified.dtype == float:
+        out = np.append(unified.to_numpy(), np.nan)[codes]  # code -1: the appended NaN
+        return pd.Series(out, index=values.index, dtype=float)
+    cells = np.append(unified.to_numpy(dtype=object), None)[codes]
+    return pd.Series(cells, index=values.index, dtype=object)
+
+
+def _unify_distinct(text: pd.Series) -> pd.Series:
+    """:func:`unify_parameter` on distinct present values: float, lists of floats, or str
+    (missing values as NaN or None)."""
+    missing = text.map(lambda v: isinstance(v, str) and v.strip() in MISSING_STRINGS).astype(bool)
     present = text[~missing]
     numbers = pd.to_numeric(present, errors="coerce")
     if numbers.notna().all():
@@ -61,13 +76,13 @@ def unify_parameter(values: pd.Series) -> pd.Series:
     vectors = present.map(lambda v: _vector(str(v)))
     scalar = numbers.notna()
     if (vectors.notna() | scalar).all():
-        cells = np.full(len(values), None, dtype=object)
+        cells = np.full(len(text), None, dtype=object)
         where = np.flatnonzero(~missing.to_numpy())  # positions of ``present``
         for k, v in zip(where[vectors.notna().to_numpy()], vectors[vectors.notna()]):
             cells[k] = v
         for k, v in zip(where[scalar.to_numpy()], numbers[scalar]):
             cells[k] = [float(v)]
-        return pd.Series(cells, index=values.index, dtype=object)
+        return pd.Series(cells, index=text.index, dtype=object)
     out = text.astype(str).astype(object)
     out[missing.to_numpy()] = None
     return out
@@ -90,10 +105,11 @@ def split_color(table: pd.DataFrame) -> pd.DataFrame:
 
 def _codes(column: pd.Series) -> np.ndarray:
     """Integer codes of a column's values, equal values (missing ones too) equal codes."""
-    if column.dtype == object:  # lists and arrays (color triplets) made hashable
-        column = column.map(lambda v: tuple(v) if isinstance(v, (list, np.ndarray)) else v)
-    codes, _ = pd.factorize(column, use_na_sentinel=True)
-    return codes
+    try:
+        return pd.factorize(column, use_na_sentinel=True)[0]
+    except TypeError:  # lists and arrays (vectors, color triplets) made hashable
+        return pd.factorize(column.map(lambda v: tuple(v) if isinstance(v, (list, np.ndarray)) else v),
+                            use_na_sentinel=True)[0]
 
 
 def condition_ids(table: pd.DataFrame) -> np.ndarray:
@@ -104,11 +120,12 @@ def condition_ids(table: pd.DataFrame) -> np.ndarray:
     """
     if len(table) == 0:
         return np.empty(0, dtype=np.int64)
-    keys = np.column_stack([_codes(table[c]) for c in ["stimulus_name", *parameter_columns(table)]])
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[inverse.reshape(-1)]
+    key = np.zeros(len(table), dtype=np.int64)
+    for c in ["stimulus_name", *parameter_columns(table)]:
+        codes = _codes(table[c]).astype(np.int64) + 1  # missing: 0
+        # one code per distinct (key, value) pair; both below the row count, so no overflow
+        key = pd.factorize(key * (int(codes.max()) + 1) + codes)[0].astype(np.int64)
+    return pd.factorize(key)[0].astype(np.int64)  # pandas numbers values by first appearance
 
 
 def add_conditions(table: pd.DataFrame) -> pd.DataFrame:
