@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .remote import HttpSource
 from .source import LocalFile, Source, is_url
 
 __all__ = ["open_source"]
@@ -32,5 +31,9 @@ def open_source(location: "str | Path | Source", cache: str | Path | None = None
     """
     if isinstance(location, (str, Path)):
         text = str(location)
-        return HttpSource(text, cache) if is_url(text) else LocalFile(Path(location))
+        if not is_url(text):
+            return LocalFile(Path(location))
+        from .remote import HttpSource  # (httpx loads only for URLs)
+
+        return HttpSource(text, cache)
     return location
