@@ -28,6 +28,18 @@ def _bin(t: float, t_start: float, bin_size: float, fs: float) -> float:
     return k
 
 
+@numba.njit(nogil=True, cache=CAN_CACHE, inline="always")
+def _first_in(times: np.ndarray, a: int, b: int, t_start: float, bin_size: float, fs: float, lo: int) -> int:
+    """The first index of sorted ``times[a:b]`` in bin ``lo`` or later (bisection)."""
+    while a < b:
+        m = (a + b) // 2
+        if _bin(times[m], t_start, bin_size, fs) < lo:
+            a = m + 1
+        else:
+            b = m
+    return a
+
+
 @numba.njit(nogil=True, cache=CAN_CACHE, boundscheck=False)
 def count_bins(times: np.ndarray, offsets: np.ndarray, t_start: float, bin_size: float, fs: float, lo: int, hi: int,
                out: np.ndarray, limit: int) -> tuple[int, int]:
@@ -42,13 +54,7 @@ def count_bins(times: np.ndarray, offsets: np.ndarray, t_start: float, bin_size:
     """
     largest, total = 0, 0
     for u in range(offsets.shape[0] - 1):
-        a, b = offsets[u], offsets[u + 1]
-        while a < b:
-            m = (a + b) // 2
-            if _bin(times[m], t_start, bin_size, fs) < lo:
-                a = m + 1
-            else:
-                b = m
+        a = _first_in(times, offsets[u], offsets[u + 1], t_start, bin_size, fs, lo)
         row = out[u]
         for i in range(a, offsets[u + 1]):
             k = _bin(times[i], t_start, bin_size, fs)
@@ -84,13 +90,7 @@ def count_bit_planes(times: np.ndarray, offsets: np.ndarray, t_start: float, bin
     n_bytes = out.shape[0]
     largest, total = 0, 0
     for u in range(offsets.shape[0] - 1):
-        a, b = offsets[u], offsets[u + 1]
-        while a < b:
-            m = (a + b) // 2
-            if _bin(times[m], t_start, bin_size, fs) < lo:
-                a = m + 1
-            else:
-                b = m
+        a = _first_in(times, offsets[u], offsets[u + 1], t_start, bin_size, fs, lo)
         row = np.int64(u) * rows
         base = (row // block_size) * block_size  # the block holding the unit's first element
         length = min(block_size, n_bytes - base)
