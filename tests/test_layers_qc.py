@@ -158,29 +158,40 @@ def test_synthetic_isi_violations_column_is_the_allen_formula(tmp_path) -> None:
     np.testing.assert_allclose(s.units["isi_violations"], m["isi_violations_recomputed"], rtol=1e-12, equal_nan=True)
 
 
-def test_isi_counted_during_the_file_scan_equals_isi_metrics(small_nwb, tmp_path) -> None:
+@pytest.mark.parametrize("block_spikes", [None, 997])
+def test_isi_counted_during_the_file_scan_equals_isi_metrics(small_nwb, tmp_path, monkeypatch,
+                                                            block_spikes: int | None) -> None:
     """The export counts ISIs while SpikeReader checks the file (one read fewer): same table,
-    also for a file whose units need repair (unsorted and negative times)."""
+    also for a file whose units need repair (unsorted and negative times); with small
+    blocks, the check's blocks are shared by two threads (the tables' joins it)."""
     import h5py
     import shutil
 
     from spikeprep.export.qc import IsiCounter
+    from spikeprep.io import nwb
     from spikeprep.io.nwb import streamed_session
 
+    if block_spikes:
+        monkeypatch.setattr(nwb, "_CHUNK", block_spikes)
     broken = tmp_path / "broken.nwb"
     shutil.copy(small_nwb, broken)
     with h5py.File(broken, "r+") as f:
         t = f["units/spike_times"]
-        t[3], t[4] = t[4], t[3]
+        middle = int(f["units/spike_times_index"][60]) + 5
+        for k in (3, middle):
+            t[k], t[k + 1] = t[k + 1], t[k]
         t[0] = -1.0
     for path in (small_nwb, broken):
         counter = IsiCounter(threshold_ms=3.0)
         with pytest.warns(UserWarning) if path == broken else _nothing(), \
                 streamed_session(path, visit=counter.add) as s:
             got = counter.metrics(s.spikes.unit_ids)
+            offsets, t_max = s.spikes.offsets.copy(), s.spikes.t_max
         with pytest.warns(UserWarning) if path == broken else _nothing():
-            want = isi_metrics(read_session(path).spikes, threshold_ms=3.0)
-        pd.testing.assert_frame_equal(got, want, check_exact=True)
+            spikes = read_session(path).spikes
+        pd.testing.assert_frame_equal(got, isi_metrics(spikes, threshold_ms=3.0), check_exact=True)
+        np.testing.assert_array_equal(offsets, spikes.offsets)
+        assert t_max == spikes.t_max
 
 
 def _nothing():

@@ -249,17 +249,24 @@ def test_negative_times_with_an_empty_last_unit(small_nwb: Path, tmp_path: Path)
     _assert_same_trains(open_spike_trains(tmp_path / "out", r.session_id), s.spikes)
 
 
+@pytest.mark.parametrize("block_spikes", [None, 997])
 @pytest.mark.parametrize("nan_spikes", [True, False])
-def test_streamed_read_reports_the_files_first_error(small_nwb: Path, tmp_path: Path, nan_spikes: bool) -> None:
-    """The spike check runs on a thread beside the other tables' reading: with both
-    broken, the spike times' error comes first, as in the file's order; with only a
-    table broken, its error; either way the file is closed."""
+def test_streamed_read_reports_the_files_first_error(small_nwb: Path, tmp_path: Path, nan_spikes: bool,
+                                                     block_spikes: int | None, monkeypatch) -> None:
+    """The spike check runs on a thread beside the other tables' reading (which then
+    joins it, with small blocks): with both broken, the spike times' error comes first,
+    as in the file's order; with only a table broken, its error; either way the file is
+    closed."""
+    from spikeprep.io import nwb
+
+    if block_spikes:
+        monkeypatch.setattr(nwb, "_CHUNK", block_spikes)
     p = _copy(small_nwb, tmp_path / "broken.nwb")
     with h5py.File(p, "a") as f:
         table = next(k for k in f["intervals"] if k.endswith("_presentations"))
         del f[f"intervals/{table}/start_time"]
-    if nan_spikes:
-        _edit(p, "units/spike_times", lambda x: np.r_[x[:10], np.nan, x[11:]])
+    if nan_spikes:  # near the start and near the end: the first is reported
+        _edit(p, "units/spike_times", lambda x: np.r_[x[:10], np.nan, x[11:-30], np.inf, x[-29:]])
     with pytest.raises(NWBFormatError) as info:
         with streamed_session(p):
             pass

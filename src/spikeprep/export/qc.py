@@ -6,6 +6,8 @@ rest is vectorised over units.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -39,18 +41,23 @@ class IsiCounter:
         self.short, self.hill, self.kept = (np.zeros(n_units, np.int64) for _ in range(3))
         self.n_spikes = np.zeros(n_units, np.int64)
         self.t_min, self.t_max = np.inf, -np.inf
+        self._lock = threading.Lock()
 
     def add(self, a: int, b: int, block: SpikeTrains) -> None:
-        """Count units ``a:b`` (``block`` holds exactly them)."""
+        """Count units ``a:b`` (``block`` holds exactly them). Safe from several threads
+        (the file check shares its blocks): one block is counted at a time, since the
+        arrays may grow (the compiled count is a small part of a block's check)."""
         from ._isi_jit import isi_counts
 
-        self._reach(b)
-        isi_counts(block.times, block.offsets, *self.thresholds_s, self.short[a:b], self.hill[a:b], self.kept[a:b])
-        n = block.n_spikes
-        self.n_spikes[a:b] = n
-        if (n > 0).any():
-            self.t_min = min(self.t_min, float(block.times[block.offsets[:-1][n > 0]].min()))
-            self.t_max = max(self.t_max, float(block.times[block.offsets[1:][n > 0] - 1].max()))
+        with self._lock:
+            self._reach(b)
+            isi_counts(block.times, block.offsets, *self.thresholds_s, self.short[a:b], self.hill[a:b],
+                       self.kept[a:b])
+            n = block.n_spikes
+            self.n_spikes[a:b] = n
+            if (n > 0).any():
+                self.t_min = min(self.t_min, float(block.times[block.offsets[:-1][n > 0]].min()))
+                self.t_max = max(self.t_max, float(block.times[block.offsets[1:][n > 0] - 1].max()))
 
     def _reach(self, n: int) -> None:
         if n > len(self.n_spikes):

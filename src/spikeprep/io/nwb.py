@@ -21,6 +21,7 @@ from ..core.errors import NWBFormatError
 from ..core.model import RaggedIndex, SelectedSpikes, Session, SpikeTrains, unit_blocks
 from .nwb_tables import (ELECTRODES, join_channels, problems, read_channels, read_invalid_times, read_metadata,
                          read_probes, read_running, read_session_id, read_stimulus, read_units)
+from .shared_blocks import SharedBlocks
 from .nwb_optional import read_eye_tracking, read_optotagging, read_rig, read_subject
 from .source import Source, as_local_source
 
@@ -104,19 +105,22 @@ def _read(f: h5py.File, source: Source, streamed: bool, visit: Visitor | None = 
 def _scan_beside_tables(f: h5py.File, source: Source, ids: np.ndarray, index: np.ndarray,
                         visit: Visitor | None) -> tuple[SpikeReader, dict]:
     """The spike times' check (:class:`SpikeReader`) on a thread while this one reads the
-    other tables: the check is mostly numpy and compiled loops that release the GIL, the
-    tables mostly pandas, so the two share the cores (h5py serialises the file reads).
-    Errors come in the file's order: the spike times' first."""
+    other tables, then joins the check for the blocks left: the check is mostly numpy
+    and compiled loops that release the GIL, the tables mostly pandas, so the two share
+    the cores (h5py serialises the file reads). Errors come in the file's order: the
+    spike times' first."""
     from concurrent.futures import ThreadPoolExecutor
 
+    share = SharedBlocks()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        scan = pool.submit(SpikeReader, source, visit=visit, _open=(f, ids, index))
+        scan = pool.submit(SpikeReader, source, visit=visit, _open=(f, ids, index), _share=share)
         try:
             tables = _read_tables(f, source)
         except BaseException:
             if scan.exception() is not None:
                 scan.result()
             raise
+        share.join()
         return scan.result(), tables
 
 
@@ -281,7 +285,8 @@ class SpikeReader(RaggedIndex):
     """
 
     def __init__(self, path: str | Path | Source, *, visit: Visitor | None = None,
-                 _open: tuple[h5py.File, np.ndarray, np.ndarray] | None = None) -> None:
+                 _open: tuple[h5py.File, np.ndarray, np.ndarray] | None = None,
+                 _share: SharedBlocks | None = None) -> None:
         source = as_local_source(path)
         self.path = source.location
         self._owns_file = _open is None
@@ -298,32 +303,44 @@ class SpikeReader(RaggedIndex):
                 self.notes: list[str] = []
                 self._repair = np.zeros(len(self.unit_ids), dtype=bool)
                 self.offsets = self._raw_offsets
-                self.t_max, self.offsets = self._scan(visit)
+                self.t_max, self.offsets = self._scan(visit, _share)
         except BaseException:
             self.close()
             raise
+        finally:
+            if _share is not None:
+                _share.close()
 
-    def _scan(self, visit: Visitor | None) -> tuple[float, np.ndarray]:
+    def _scan(self, visit: Visitor | None, share: SharedBlocks | None) -> tuple[float, np.ndarray]:
         """Check every spike once; mark the blocks that need repair. Returns the latest
-        time and the offsets after repair (negative times dropped)."""
-        t_max, n_unsorted, n_dropped = float("nan"), 0, 0
+        time and the offsets after repair (negative times dropped). With ``share``, the
+        blocks are shared with the threads that join it."""
         raw = self._raw_offsets
+        blocks = unit_blocks(raw, _CHUNK)
         counts = np.diff(raw)
-        buf = np.empty(min(int(raw[-1]), _CHUNK), dtype=np.float64)
-        for a, b in unit_blocks(raw, _CHUNK):
+
+        def check(k: int, scratch: dict) -> tuple[float, int, int]:
+            a, b = blocks[k]
             lo, hi = raw[a], raw[b]
-            times = buf[: hi - lo]
+            if len(scratch.get("buf", ())) < hi - lo:  # (a unit of more than _CHUNK spikes is a block alone)
+                scratch["buf"] = np.empty(max(int(hi - lo), min(int(raw[-1]), _CHUNK)), dtype=np.float64)
+            times = scratch["buf"][: hi - lo]
             if len(times):
                 self._ds.read_direct(times, np.s_[lo:hi])
             trains, unsorted, dropped = _checked_trains(times, raw[a : b + 1] - lo, self.unit_ids[a:b], self.path)
             if unsorted or dropped:
                 self._repair[a:b] = True
-                n_unsorted, n_dropped = n_unsorted + unsorted, n_dropped + dropped
                 counts[a:b] = trains.n_spikes
-            t_max = float(np.fmax(t_max, trains.t_max))
             if visit is not None:
                 visit(a, b, trains)
-        _note_repairs(self.path, n_unsorted, n_dropped, self.notes)
+            return trains.t_max, unsorted, dropped
+
+        work = share if share is not None else SharedBlocks()
+        work.publish(len(blocks), check)
+        work.run()
+        done = work.results()
+        t_max = float(np.fmax.reduce([r[0] for r in done])) if done else float("nan")
+        _note_repairs(self.path, sum(r[1] for r in done), sum(r[2] for r in done), self.notes)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         return t_max, offsets
