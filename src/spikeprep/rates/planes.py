@@ -24,7 +24,7 @@ from .binning import Grid
 
 __all__ = ["fill_chunk_planes", "encode_planes", "planes_of_counts", "counts_of_planes", "plane_codec"]
 
-_BITSHUFFLE, _MEMCPYED = 0x4, 0x2  # Blosc 1 header flags (byte 2 of the frame)
+_SHUFFLE, _MEMCPYED, _BITSHUFFLE = 0x1, 0x2, 0x4  # Blosc 1 header flags (byte 2 of the frame)
 
 
 def plane_codec(codec: Any) -> Any | None:
@@ -78,7 +78,7 @@ def encode_planes(planes_codec: Any, planes: np.ndarray, block_size: int) -> byt
     from the counts."""
     frame = bytearray(planes_codec.encode(planes))
     flags = frame[2]
-    if flags & (_MEMCPYED | _BITSHUFFLE | 0x1) or int.from_bytes(frame[8:12], "little") != block_size:
+    if flags & (_SHUFFLE | _MEMCPYED | _BITSHUFFLE) or int.from_bytes(frame[8:12], "little") != block_size:
         return None
     frame[2] = flags | _BITSHUFFLE
     return bytes(frame)
@@ -87,8 +87,9 @@ def encode_planes(planes_codec: Any, planes: np.ndarray, block_size: int) -> byt
 def _blocks(n: int, block_size: int) -> list[tuple[int, int]]:
     """Each block's start and its bit-shuffled length: all of it when a multiple of 8,
     else none (Blosc 1 stores such a block unshuffled)."""
-    return [(s, length if length % 8 == 0 else 0) for s in range(0, n, block_size)
-            for length in (min(block_size, n - s),)]
+    starts = range(0, n, block_size)
+    lengths = (min(block_size, n - s) for s in starts)
+    return [(s, length if length % 8 == 0 else 0) for s, length in zip(starts, lengths)]
 
 
 def planes_of_counts(counts: np.ndarray, block_size: int) -> np.ndarray:
