@@ -127,3 +127,20 @@ def test_progress_only_on_a_terminal(tmp_path: Path) -> None:
     text = b"".join(chunks).decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "export" in text and "%|" in text and "qc" in text  # the session bar and the QC bar
+
+
+def test_a_local_export_loads_no_http_and_the_executable_freezes_the_collector(small_nwb: Path,
+                                                                               tmp_path: Path) -> None:
+    """httpx is imported only for URLs; ``console`` (the ``spikeprep`` executable) returns
+    main's exit status and leaves the collector frozen for the interpreter's exit."""
+    code = (
+        "import gc, sys\n"
+        "from spikeprep.cli import console\n"
+        f"sys.argv = ['spikeprep', 'export', {str(small_nwb)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet',"
+        " '--no-qc']\n"
+        "status = console()\n"
+        "print(status, 'httpx' in sys.modules, gc.get_freeze_count() > 0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "0 False True"
